@@ -1,0 +1,727 @@
+//! Typed configuration: an optional TOML file overlaid by `SWITCHBOARD_*`
+//! environment variables, validated once at start. Every key is listed in
+//! [`KEYS`]; an unknown key or a bad value stops start-up with a message that
+//! names the key. Secrets never appear in `Debug` or `check-config` output.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+
+use crate::domain::DEFAULT_CATEGORIES;
+
+/// A value that must not be printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"[redacted]\"")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// One configuration key: its dotted TOML name, its environment variable,
+/// its default (as text) and whether it is a secret.
+pub struct Key {
+    pub name: &'static str,
+    pub env: &'static str,
+    pub default: Option<&'static str>,
+    pub secret: bool,
+    pub help: &'static str,
+}
+
+const fn key(
+    name: &'static str,
+    env: &'static str,
+    default: Option<&'static str>,
+    help: &'static str,
+) -> Key {
+    Key {
+        name,
+        env,
+        default,
+        secret: false,
+        help,
+    }
+}
+
+const fn secret(name: &'static str, env: &'static str, help: &'static str) -> Key {
+    Key {
+        name,
+        env,
+        default: None,
+        secret: true,
+        help,
+    }
+}
+
+/// Every key Switchboard reads. The README's configuration reference mirrors this table.
+pub const KEYS: &[Key] = &[
+    key(
+        "http_addr",
+        "SWITCHBOARD_HTTP_ADDR",
+        Some("127.0.0.1:8080"),
+        "address the HTTP server binds",
+    ),
+    key(
+        "public_url",
+        "SWITCHBOARD_PUBLIC_URL",
+        None,
+        "externally visible base URL (https://… for Twilio)",
+    ),
+    secret(
+        "database_url",
+        "SWITCHBOARD_DATABASE_URL",
+        "sqlite://PATH or postgres://…",
+    ),
+    key(
+        "node_id",
+        "SWITCHBOARD_NODE_ID",
+        None,
+        "name of this node in call records (default: host name)",
+    ),
+    key(
+        "log",
+        "SWITCHBOARD_LOG",
+        Some("info"),
+        "log filter (tracing EnvFilter syntax)",
+    ),
+    key(
+        "log_format",
+        "SWITCHBOARD_LOG_FORMAT",
+        Some("text"),
+        "text or json",
+    ),
+    secret(
+        "api_token",
+        "SWITCHBOARD_API_TOKEN",
+        "a bearer token accepted as an admin for automation",
+    ),
+    key(
+        "business.name",
+        "SWITCHBOARD_BUSINESS_NAME",
+        Some("Switchboard Home Services"),
+        "business name used in the greeting",
+    ),
+    key(
+        "business.timezone",
+        "SWITCHBOARD_TIMEZONE",
+        Some("UTC"),
+        "IANA time zone for requested times",
+    ),
+    key(
+        "business.categories",
+        "SWITCHBOARD_CATEGORIES",
+        None,
+        "comma-separated service categories",
+    ),
+    key(
+        "business.greeting",
+        "SWITCHBOARD_GREETING",
+        None,
+        "greeting; {business} is replaced by the name",
+    ),
+    key(
+        "business.service_area",
+        "SWITCHBOARD_SERVICE_AREA",
+        None,
+        "where the business works, for prompts",
+    ),
+    key(
+        "call.end_of_turn_silence_ms",
+        "SWITCHBOARD_END_OF_TURN_MS",
+        Some("600"),
+        "silence that ends a caller turn",
+    ),
+    key(
+        "call.barge_in_min_ms",
+        "SWITCHBOARD_BARGE_IN_MS",
+        Some("250"),
+        "caller speech that interrupts the agent",
+    ),
+    key(
+        "call.filler_after_ms",
+        "SWITCHBOARD_FILLER_MS",
+        Some("800"),
+        "wait before a filler phrase",
+    ),
+    key(
+        "call.reprompt_after_ms",
+        "SWITCHBOARD_REPROMPT_MS",
+        Some("6000"),
+        "caller silence before a re-prompt",
+    ),
+    key(
+        "call.max_silent_prompts",
+        "SWITCHBOARD_MAX_SILENT_PROMPTS",
+        Some("2"),
+        "re-prompts before a polite hang-up",
+    ),
+    key(
+        "call.max_duration_secs",
+        "SWITCHBOARD_MAX_CALL_SECS",
+        Some("1800"),
+        "longest call before a polite goodbye",
+    ),
+    key(
+        "call.max_concurrent",
+        "SWITCHBOARD_MAX_CALLS",
+        Some("100"),
+        "concurrent calls, all transports together",
+    ),
+    key(
+        "stt.whisper_model",
+        "SWITCHBOARD_WHISPER_MODEL",
+        Some("models/ggml-tiny.en.bin"),
+        "whisper.cpp ggml model file",
+    ),
+    key(
+        "stt.threads",
+        "SWITCHBOARD_STT_THREADS",
+        None,
+        "threads for offline speech-to-text (default: cores)",
+    ),
+    key(
+        "twilio.account_sid",
+        "SWITCHBOARD_TWILIO_ACCOUNT_SID",
+        None,
+        "Twilio account SID (AC…)",
+    ),
+    secret(
+        "twilio.auth_token",
+        "SWITCHBOARD_TWILIO_AUTH_TOKEN",
+        "Twilio auth token; enables signature checks",
+    ),
+    key(
+        "twilio.api_base",
+        "SWITCHBOARD_TWILIO_API_BASE",
+        Some("https://api.twilio.com"),
+        "Twilio REST base URL",
+    ),
+    key(
+        "escalation.agent_number",
+        "SWITCHBOARD_AGENT_NUMBER",
+        None,
+        "phone number a human answers (Twilio <Dial>)",
+    ),
+    key(
+        "escalation.agent_sip_uri",
+        "SWITCHBOARD_AGENT_SIP_URI",
+        None,
+        "SIP URI a human answers (REFER target)",
+    ),
+];
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub http_addr: SocketAddr,
+    pub public_url: Option<url::Url>,
+    pub database_url: Secret,
+    pub node_id: String,
+    pub log: String,
+    pub log_format: LogFormat,
+    pub api_token: Option<Secret>,
+    pub business: Business,
+    pub call: CallTuning,
+    pub stt: SttConfig,
+    pub twilio: TwilioConfig,
+    pub escalation: Escalation,
+}
+
+#[derive(Debug, Clone)]
+pub struct Business {
+    pub name: String,
+    pub timezone: Tz,
+    pub categories: Vec<String>,
+    pub greeting: String,
+    pub service_area: Option<String>,
+}
+
+/// Timings of the conversation, all configurable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallTuning {
+    pub end_of_turn_silence: Duration,
+    pub barge_in_min: Duration,
+    pub filler_after: Duration,
+    pub reprompt_after: Duration,
+    pub max_silent_prompts: u32,
+    pub max_duration: Duration,
+    pub max_concurrent: usize,
+}
+
+impl Default for CallTuning {
+    fn default() -> Self {
+        CallTuning {
+            end_of_turn_silence: Duration::from_millis(600),
+            barge_in_min: Duration::from_millis(250),
+            filler_after: Duration::from_millis(800),
+            reprompt_after: Duration::from_secs(6),
+            max_silent_prompts: 2,
+            max_duration: Duration::from_secs(1800),
+            max_concurrent: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SttConfig {
+    pub whisper_model: PathBuf,
+    pub threads: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct TwilioConfig {
+    pub account_sid: Option<String>,
+    pub auth_token: Option<Secret>,
+    pub api_base: url::Url,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Escalation {
+    pub agent_number: Option<String>,
+    pub agent_sip_uri: Option<String>,
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Toml { path: PathBuf, message: String },
+    #[error("unknown config key `{0}` (see `switchboard check-config` for the known keys)")]
+    UnknownKey(String),
+    #[error("invalid value for `{key}` ({env}): {reason}")]
+    Invalid {
+        key: &'static str,
+        env: &'static str,
+        reason: String,
+    },
+}
+
+/// The raw, merged text values before typing, keyed by dotted name.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    values: BTreeMap<&'static str, String>,
+}
+
+impl Sources {
+    /// Reads the TOML file (if any) and overlays the given environment.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Sources, ConfigError> {
+        let mut values = BTreeMap::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.into(),
+                source,
+            })?;
+            let table: toml::Table =
+                text.parse()
+                    .map_err(|e: toml::de::Error| ConfigError::Toml {
+                        path: path.into(),
+                        message: e.message().to_string(),
+                    })?;
+            let mut flat = Vec::new();
+            flatten("", &table, &mut flat);
+            for (name, value) in flat {
+                let key = KEYS
+                    .iter()
+                    .find(|k| k.name == name)
+                    .ok_or_else(|| ConfigError::UnknownKey(name.clone()))?;
+                values.insert(key.name, value);
+            }
+        }
+        for (var, value) in env {
+            if !var.starts_with("SWITCHBOARD_") {
+                continue;
+            }
+            if let Some(key) = KEYS.iter().find(|k| k.env == var) {
+                values.insert(key.name, value);
+            }
+        }
+        Ok(Sources { values })
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| KEYS.iter().find(|k| k.name == name).and_then(|k| k.default))
+    }
+}
+
+fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) {
+    for (k, v) in table {
+        let name = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            toml::Value::Table(t) => flatten(&name, t, out),
+            toml::Value::String(s) => out.push((name, s.clone())),
+            toml::Value::Array(items) => {
+                let joined: Vec<String> = items
+                    .iter()
+                    .map(|i| match i {
+                        toml::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                out.push((name, joined.join(",")));
+            }
+            other => out.push((name, other.to_string())),
+        }
+    }
+}
+
+fn spec(name: &str) -> &'static Key {
+    KEYS.iter()
+        .find(|k| k.name == name)
+        .expect("key listed in KEYS")
+}
+
+fn invalid(name: &str, reason: impl Into<String>) -> ConfigError {
+    let k = spec(name);
+    ConfigError::Invalid {
+        key: k.name,
+        env: k.env,
+        reason: reason.into(),
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    src: &Sources,
+    name: &str,
+    what: &str,
+) -> Result<Option<T>, ConfigError>
+where
+    T::Err: fmt::Display,
+{
+    match src.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse::<T>()
+            .map(Some)
+            .map_err(|e| invalid(name, format!("`{v}` is not {what}: {e}"))),
+    }
+}
+
+fn millis(src: &Sources, name: &str, min: u64, max: u64) -> Result<Duration, ConfigError> {
+    let v: u64 = parse(src, name, "a whole number of milliseconds")?.expect("has a default");
+    if v < min || v > max {
+        return Err(invalid(name, format!("{v} ms is outside {min}..={max}")));
+    }
+    Ok(Duration::from_millis(v))
+}
+
+impl Config {
+    /// Loads from `--config PATH`, else `./switchboard.toml` if present, overlaid by the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let default = Path::new("switchboard.toml");
+        let file = path.or_else(|| default.exists().then_some(default));
+        Config::from_sources(&Sources::load(file, std::env::vars())?)
+    }
+
+    /// The embedded defaults with no file and no environment: what tests start from.
+    pub fn defaults() -> Config {
+        Config::from_sources(&Sources::default()).expect("defaults are valid")
+    }
+
+    pub fn from_sources(src: &Sources) -> Result<Config, ConfigError> {
+        let http_addr =
+            parse::<SocketAddr>(src, "http_addr", "a socket address like 127.0.0.1:8080")?
+                .expect("has a default");
+        let public_url = match src.get("public_url") {
+            None => None,
+            Some(v) => {
+                let u = url::Url::parse(v)
+                    .map_err(|e| invalid("public_url", format!("`{v}` is not a URL: {e}")))?;
+                if !matches!(u.scheme(), "http" | "https") {
+                    return Err(invalid(
+                        "public_url",
+                        format!("scheme `{}` must be http or https", u.scheme()),
+                    ));
+                }
+                Some(u)
+            }
+        };
+        let database_url = src
+            .get("database_url")
+            .unwrap_or("sqlite://switchboard.db")
+            .to_string();
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        let log_format = match src.get("log_format").unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(invalid(
+                    "log_format",
+                    format!("`{other}` is not text or json"),
+                ))
+            }
+        };
+        let log = src.get("log").unwrap_or("info").to_string();
+        tracing_subscriber::EnvFilter::try_new(&log).map_err(|e| invalid("log", e.to_string()))?;
+        let node_id = src
+            .get("node_id")
+            .map(str::to_string)
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| "node-1".to_string());
+
+        let name = src
+            .get("business.name")
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        if name.is_empty() {
+            return Err(invalid("business.name", "must not be empty"));
+        }
+        let tz_text = src.get("business.timezone").unwrap_or("UTC");
+        let timezone: Tz = tz_text.parse().map_err(|_| {
+            invalid(
+                "business.timezone",
+                format!("`{tz_text}` is not an IANA time zone"),
+            )
+        })?;
+        let categories: Vec<String> = match src.get("business.categories") {
+            None => DEFAULT_CATEGORIES.iter().map(|s| s.to_string()).collect(),
+            Some(list) => {
+                let cats: Vec<String> = list
+                    .split(',')
+                    .map(|c| c.trim().to_lowercase())
+                    .filter(|c| !c.is_empty())
+                    .collect();
+                if let Some(bad) = cats
+                    .iter()
+                    .find(|c| !c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'))
+                {
+                    return Err(invalid(
+                        "business.categories",
+                        format!("`{bad}` may hold only letters, digits and _"),
+                    ));
+                }
+                if cats.is_empty() {
+                    return Err(invalid("business.categories", "lists no category"));
+                }
+                cats
+            }
+        };
+        let greeting = src
+            .get("business.greeting")
+            .unwrap_or("Thanks for calling {business}. This is the virtual assistant. How can I help you today?")
+            .replace("{business}", &name);
+
+        let call = CallTuning {
+            end_of_turn_silence: millis(src, "call.end_of_turn_silence_ms", 100, 10_000)?,
+            barge_in_min: millis(src, "call.barge_in_min_ms", 0, 5_000)?,
+            filler_after: millis(src, "call.filler_after_ms", 100, 30_000)?,
+            reprompt_after: millis(src, "call.reprompt_after_ms", 1_000, 120_000)?,
+            max_silent_prompts: parse(src, "call.max_silent_prompts", "a whole number")?
+                .expect("has a default"),
+            max_duration: Duration::from_secs(
+                parse::<u64>(src, "call.max_duration_secs", "a whole number of seconds")?
+                    .expect("has a default")
+                    .max(10),
+            ),
+            max_concurrent: parse(src, "call.max_concurrent", "a whole number")?
+                .expect("has a default"),
+        };
+        if call.max_concurrent == 0 {
+            return Err(invalid("call.max_concurrent", "must be at least 1"));
+        }
+
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let stt = SttConfig {
+            whisper_model: PathBuf::from(src.get("stt.whisper_model").unwrap_or_default()),
+            threads: parse(src, "stt.threads", "a whole number")?
+                .unwrap_or(cores)
+                .max(1),
+        };
+
+        let api_base_text = src.get("twilio.api_base").unwrap_or_default();
+        let twilio = TwilioConfig {
+            account_sid: src.get("twilio.account_sid").map(str::to_string),
+            auth_token: src.get("twilio.auth_token").map(Secret::new),
+            api_base: url::Url::parse(api_base_text).map_err(|e| {
+                invalid(
+                    "twilio.api_base",
+                    format!("`{api_base_text}` is not a URL: {e}"),
+                )
+            })?,
+        };
+        if let Some(sid) = &twilio.account_sid {
+            if !sid.starts_with("AC") {
+                return Err(invalid(
+                    "twilio.account_sid",
+                    "a Twilio account SID starts with AC",
+                ));
+            }
+        }
+        let escalation = Escalation {
+            agent_number: src.get("escalation.agent_number").map(str::to_string),
+            agent_sip_uri: src.get("escalation.agent_sip_uri").map(str::to_string),
+        };
+
+        Ok(Config {
+            http_addr,
+            public_url,
+            database_url: Secret::new(database_url),
+            node_id,
+            log,
+            log_format,
+            api_token: src.get("api_token").map(Secret::new),
+            business: Business {
+                name,
+                timezone,
+                categories,
+                greeting,
+                service_area: src.get("business.service_area").map(str::to_string),
+            },
+            call,
+            stt,
+            twilio,
+            escalation,
+        })
+    }
+
+    /// Whether session cookies must carry `Secure`.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url
+            .as_ref()
+            .is_some_and(|u| u.scheme() == "https")
+    }
+}
+
+/// The effective configuration as `key = value` lines, secrets redacted.
+pub fn render_effective(src: &Sources) -> String {
+    let mut out = String::new();
+    for k in KEYS {
+        let shown = match src.get(k.name) {
+            None => "(unset)".to_string(),
+            Some(_) if k.secret => "[redacted]".to_string(),
+            Some(v) => format!("{v:?}"),
+        };
+        out.push_str(&format!("{:<32} {:<34} {}\n", k.name, k.env, shown));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::defaults();
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url.expose(), "sqlite://switchboard.db");
+        assert_eq!(c.business.categories.len(), 10);
+        assert_eq!(c.call.end_of_turn_silence, Duration::from_millis(600));
+        assert!(c.business.greeting.contains("Switchboard Home Services"));
+    }
+
+    #[test]
+    fn environment_overrides_file_and_errors_name_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        std::fs::write(
+            &path,
+            "http_addr = \"0.0.0.0:9000\"\n[call]\nfiller_after_ms = 900\n",
+        )
+        .unwrap();
+        let src = Sources::load(
+            Some(&path),
+            env(&[("SWITCHBOARD_HTTP_ADDR", "127.0.0.1:7000")]),
+        )
+        .unwrap();
+        let c = Config::from_sources(&src).unwrap();
+        assert_eq!(c.http_addr.port(), 7000);
+        assert_eq!(c.call.filler_after, Duration::from_millis(900));
+
+        let src = Sources::load(None, env(&[("SWITCHBOARD_FILLER_MS", "soon")])).unwrap();
+        let err = Config::from_sources(&src).unwrap_err().to_string();
+        assert!(
+            err.contains("call.filler_after_ms") && err.contains("SWITCHBOARD_FILLER_MS"),
+            "{err}"
+        );
+
+        std::fs::write(&path, "htp_addr = \"x\"\n").unwrap();
+        let err = Sources::load(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown config key `htp_addr`"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let src = Sources::load(
+            None,
+            env(&[
+                ("SWITCHBOARD_TWILIO_AUTH_TOKEN", "hunter2"),
+                ("SWITCHBOARD_TWILIO_ACCOUNT_SID", "AC123"),
+            ]),
+        )
+        .unwrap();
+        let c = Config::from_sources(&src).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!render_effective(&src).contains("hunter2"));
+        assert!(render_effective(&src).contains("[redacted]"));
+    }
+
+    #[test]
+    fn bad_timezone_and_url_are_refused() {
+        let src = Sources::load(None, env(&[("SWITCHBOARD_TIMEZONE", "Mars/Olympus")])).unwrap();
+        assert!(Config::from_sources(&src)
+            .unwrap_err()
+            .to_string()
+            .contains("business.timezone"));
+        let src = Sources::load(None, env(&[("SWITCHBOARD_PUBLIC_URL", "ftp://x")])).unwrap();
+        assert!(Config::from_sources(&src)
+            .unwrap_err()
+            .to_string()
+            .contains("public_url"));
+    }
+}

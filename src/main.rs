@@ -1,0 +1,5 @@
+//! The `switchboard` command line.
+
+fn main() {
+    println!("switchboard: not wired yet");
+}

@@ -1,0 +1,1 @@
+//! Carrier adapters: Twilio Media Streams and SIP/RTP, each turning a carrier connection into a call leg of 16 kHz PCM frames.
