@@ -8,6 +8,8 @@ mod calls;
 mod tasks;
 mod types;
 mod users;
+#[doc(hidden)]
+pub mod testkit;
 
 use std::fmt;
 use std::str::FromStr;
