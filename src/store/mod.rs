@@ -6,10 +6,10 @@
 
 mod calls;
 mod tasks;
-mod types;
-mod users;
 #[doc(hidden)]
 pub mod testkit;
+mod types;
+mod users;
 
 use std::fmt;
 use std::str::FromStr;

@@ -27,7 +27,9 @@ pub async fn postgres() -> Result<Store> {
     let base = postgres_url();
     let schema = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
     let admin = Store::connect(&base, Bus::new(), "test-node").await?;
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin.pool).await?;
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&admin.pool)
+        .await?;
     admin.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
