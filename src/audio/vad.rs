@@ -2,11 +2,19 @@
 //! recent frames. Owns the speech/non-speech state machine over 20 ms frames;
 //! what to do with an utterance (segmenting, barge-in) belongs to the callers.
 //!
-//! Frame scores come from the `earshot` crate's small neural detector (pure
-//! Rust, 16 ms windows at 16 kHz). A 20 ms frame completes one or two of those
-//! windows; the frame's score is the highest of them. Speech starts after
-//! `onset_ms` of scores at or above `threshold` and ends after `hangover_ms`
-//! of scores below `release_threshold`. After construction nothing allocates.
+//! Two measures decide each 20 ms frame. A score from the `earshot` crate's
+//! small neural detector (pure Rust, 16 ms windows at 16 kHz; a frame
+//! completes one or two windows and keeps the higher score) says whether the
+//! sound is voice-like. The frame's level above an adaptive noise floor (the
+//! quietest recent frame, plus 3 dB for the bias of a minimum) says whether it
+//! stands out of the line noise: the detector alone decays slowly after speech
+//! and scores some coloured noise near its threshold.
+//!
+//! Speech starts after `onset_ms` of frames that are both voice-like
+//! (`threshold`) and `onset_snr_db` above the floor, and ends after
+//! `hangover_ms` of frames that are either below `release_threshold` or less
+//! than `hold_snr_db` above the floor; a single loud frame pauses that count
+//! and two reset it. After construction nothing allocates.
 
 use earshot::Detector;
 
@@ -16,6 +24,16 @@ use super::{Frame, FRAME_MS};
 const WINDOW: usize = 256;
 /// Upper bound on the pre-roll, so the ring stays small.
 pub const MAX_PRE_ROLL_MS: u32 = 2000;
+/// Frames over which the noise floor is the minimum level (3 s).
+const NOISE_WINDOW: usize = 150;
+/// Added to the windowed minimum: the minimum of a fluctuating level sits
+/// below its mean.
+const MIN_BIAS_DB: f32 = 3.0;
+/// Ceiling of the noise floor, so speech at the very start of a stream (no
+/// quiet frame seen yet) still stands above it.
+const FLOOR_CEILING_DB: f32 = -30.0;
+/// Level given to digital silence.
+const SILENCE_DB: f32 = -96.0;
 
 /// Tuning of [`Vad`].
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +48,10 @@ pub struct VadConfig {
     pub hangover_ms: u32,
     /// Audio kept from before the onset, returned by [`Vad::pre_roll`].
     pub pre_roll_ms: u32,
+    /// Level above the noise floor a frame needs to count towards onset.
+    pub onset_snr_db: f32,
+    /// Level above the noise floor that keeps speech going.
+    pub hold_snr_db: f32,
 }
 
 impl Default for VadConfig {
@@ -40,6 +62,8 @@ impl Default for VadConfig {
             onset_ms: 60,
             hangover_ms: 300,
             pre_roll_ms: 400,
+            onset_snr_db: 9.0,
+            hold_snr_db: 7.0,
         }
     }
 }
@@ -55,6 +79,8 @@ pub struct VadDecision {
     pub ended: bool,
     /// The detector's score for this frame (0..1).
     pub score: f32,
+    /// The frame's level above the noise floor, in dB.
+    pub snr_db: f32,
 }
 
 /// Voice activity detector for one audio stream.
@@ -75,8 +101,14 @@ pub struct Vad {
     in_speech: bool,
     /// Consecutive frames at or above `threshold` while not in speech.
     speech_run: u32,
-    /// Consecutive frames below `release_threshold` while in speech.
+    /// Quiet frames since speech was last confirmed, while in speech.
     silence_run: u32,
+    /// Consecutive non-quiet frames while in speech.
+    active_run: u32,
+    /// Recent frame levels (dBFS), a ring for the noise floor.
+    levels: [f32; NOISE_WINDOW],
+    levels_next: usize,
+    levels_len: usize,
 }
 
 fn frames_for(ms: u32) -> u32 {
@@ -103,6 +135,10 @@ impl Vad {
             in_speech: false,
             speech_run: 0,
             silence_run: 0,
+            active_run: 0,
+            levels: [0.0; NOISE_WINDOW],
+            levels_next: 0,
+            levels_len: 0,
         }
     }
 
@@ -118,33 +154,40 @@ impl Vad {
     /// Feeds one frame and returns the state after it.
     pub fn push(&mut self, frame: &Frame) -> VadDecision {
         let score = self.score(frame);
+        let snr_db = self.snr_db(frame);
         self.remember(frame);
-        self.decide(score)
+        self.decide(score, snr_db)
     }
 
-    /// Advances the onset/hangover state machine by one frame's score.
-    fn decide(&mut self, score: f32) -> VadDecision {
+    /// Advances the onset/hangover state machine by one frame's measures.
+    fn decide(&mut self, score: f32, snr_db: f32) -> VadDecision {
         let mut decision = VadDecision {
             score,
+            snr_db,
             ..VadDecision::default()
         };
+        let c = &self.config;
         if self.in_speech {
-            self.silence_run = if score < self.config.release_threshold {
-                self.silence_run + 1
+            let quiet = score < c.release_threshold || snr_db < c.hold_snr_db;
+            if quiet {
+                self.active_run = 0;
+                self.silence_run += 1;
             } else {
-                0
-            };
+                // A lone loud frame (a noise burst) only pauses the count; two
+                // in a row are speech again.
+                self.active_run += 1;
+                if self.active_run >= 2 {
+                    self.silence_run = 0;
+                }
+            }
             if self.silence_run >= self.hangover_frames {
                 self.in_speech = false;
                 self.silence_run = 0;
                 decision.ended = true;
             }
         } else {
-            self.speech_run = if score >= self.config.threshold {
-                self.speech_run + 1
-            } else {
-                0
-            };
+            let voiced = score >= c.threshold && snr_db >= c.onset_snr_db;
+            self.speech_run = if voiced { self.speech_run + 1 } else { 0 };
             if self.speech_run >= self.onset_frames {
                 self.in_speech = true;
                 self.speech_run = 0;
@@ -174,6 +217,32 @@ impl Vad {
         self.in_speech = false;
         self.speech_run = 0;
         self.silence_run = 0;
+        self.active_run = 0;
+        self.levels_next = 0;
+        self.levels_len = 0;
+    }
+
+    /// The frame's level above the noise floor; updates the floor's window.
+    fn snr_db(&mut self, frame: &Frame) -> f32 {
+        let power = frame
+            .0
+            .iter()
+            .map(|&s| (s as f32) * (s as f32))
+            .sum::<f32>()
+            / frame.0.len() as f32;
+        let level = if power > 0.0 {
+            (10.0 * (power / (32768.0 * 32768.0)).log10()).max(SILENCE_DB)
+        } else {
+            SILENCE_DB
+        };
+        self.levels[self.levels_next] = level;
+        self.levels_next = (self.levels_next + 1) % NOISE_WINDOW;
+        self.levels_len = (self.levels_len + 1).min(NOISE_WINDOW);
+        let quietest = self.levels[..self.levels_len]
+            .iter()
+            .fold(f32::INFINITY, |m, &l| m.min(l));
+        let floor = (quietest + MIN_BIAS_DB).min(FLOOR_CEILING_DB);
+        level - floor
     }
 
     /// Runs the detector over every full window this frame completes.
@@ -208,11 +277,12 @@ impl Vad {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audio::FRAME_SAMPLES;
     use std::f64::consts::PI;
 
     fn frames_of(samples: &[i16]) -> Vec<Frame> {
         samples
-            .chunks_exact(super::super::FRAME_SAMPLES)
+            .chunks_exact(FRAME_SAMPLES)
             .map(|c| {
                 let mut f = Frame::SILENCE;
                 f.0.copy_from_slice(c);
@@ -261,11 +331,14 @@ mod tests {
         let mut vad = Vad::new(config);
         // Drive the state machine directly with scores, bypassing the detector.
         let mut decisions = Vec::new();
-        for score in [0.9, 0.9, 0.1, 0.9, 0.9, 0.9, 0.2, 0.2, 0.5, 0.2] {
-            decisions.push(vad.step_for_test(score));
+        let scores = [
+            0.9, 0.9, 0.1, 0.9, 0.9, 0.9, 0.2, 0.2, 0.5, 0.5, 0.2, 0.5, 0.2,
+        ];
+        for score in scores {
+            decisions.push(vad.step_for_test(score, 20.0));
         }
         for _ in 0..10 {
-            decisions.push(vad.step_for_test(0.1));
+            decisions.push(vad.step_for_test(0.1, 20.0));
         }
         let started: Vec<usize> = (0..decisions.len())
             .filter(|&i| decisions[i].started)
@@ -275,10 +348,48 @@ mod tests {
             .collect();
         // Interrupted run at index 2; three in a row complete at index 5.
         assert_eq!(started, vec![5]);
-        // 0.5 at index 8 resets the hangover; ten 20 ms frames from 9 on.
-        assert_eq!(ended, vec![9 + 9]);
-        assert!(decisions[6..18].iter().all(|d| d.speech));
-        assert!(!decisions[18].speech);
+        // Two 0.5s (8, 9) reset the hangover; quiet from 10 except the lone
+        // 0.5 at 11, which is not counted: the tenth quiet frame is at 20.
+        assert_eq!(ended, vec![20]);
+        assert!(decisions[6..20].iter().all(|d| d.speech));
+        assert!(!decisions[20].speech);
+    }
+
+    #[test]
+    fn level_above_the_noise_floor_gates_onset_and_holds_speech() {
+        let mut vad = Vad::new(VadConfig::default());
+        // Voice-like but within 9 dB of the floor: no onset.
+        for _ in 0..10 {
+            assert!(!vad.step_for_test(0.9, 8.0).speech);
+        }
+        for _ in 0..3 {
+            vad.step_for_test(0.9, 12.0);
+        }
+        assert!(vad.is_speech());
+        // Still voice-like by score but sunk into the noise: ends after 300 ms.
+        let ends: Vec<bool> = (0..15).map(|_| vad.step_for_test(0.9, 3.0).ended).collect();
+        assert_eq!(ends.iter().position(|&e| e), Some(14));
+    }
+
+    #[test]
+    fn noise_floor_follows_the_quietest_recent_frames() {
+        let mut vad = Vad::new(VadConfig::default());
+        let quiet = Frame([100; FRAME_SAMPLES]); // -50.3 dBFS
+        let loud = Frame([3000; FRAME_SAMPLES]); // -20.8 dBFS
+        for _ in 0..50 {
+            vad.snr_db(&quiet);
+        }
+        let snr = vad.snr_db(&loud);
+        assert!((snr - (29.5 - MIN_BIAS_DB)).abs() < 0.1, "snr {snr}");
+        // After 3 s of loud frames only, the quiet ones have left the window
+        // and the floor is capped.
+        for _ in 0..NOISE_WINDOW {
+            vad.snr_db(&loud);
+        }
+        let snr = vad.snr_db(&loud);
+        assert!((snr - (-20.8 - FLOOR_CEILING_DB)).abs() < 0.1, "snr {snr}");
+        // Digital silence lies below any floor it enters.
+        assert!(vad.snr_db(&Frame::SILENCE) < 0.0);
     }
 
     #[test]
@@ -326,9 +437,9 @@ mod tests {
 
     impl Vad {
         /// Runs the state machine on a given score, bypassing the detector.
-        fn step_for_test(&mut self, score: f32) -> VadDecision {
+        fn step_for_test(&mut self, score: f32, snr_db: f32) -> VadDecision {
             self.remember(&Frame::SILENCE);
-            self.decide(score)
+            self.decide(score, snr_db)
         }
     }
 }

@@ -9,7 +9,10 @@
 use std::path::Path;
 
 use super::g711::{alaw_decode, ulaw_decode};
-use super::resample::{check_rate, resample_to_16k, ResampleError};
+use super::resample::{
+    check_rate, resample_to_16k, ResampleError, Upsampler, NARROW_FRAME_SAMPLES,
+};
+use super::FRAME_SAMPLES;
 
 const FORMAT_PCM: u16 = 1;
 const FORMAT_FLOAT: u16 = 3;
@@ -71,9 +74,22 @@ pub struct WavAudio {
 }
 
 impl WavAudio {
-    /// The samples converted to 16 kHz (the internal rate).
+    /// The samples converted to 16 kHz (the internal rate). Telephone-rate
+    /// audio goes through the same [`Upsampler`] as live calls.
     pub fn to_16k(&self) -> Result<Vec<i16>, WavError> {
-        Ok(resample_to_16k(&self.samples, self.sample_rate)?)
+        if self.sample_rate != 8000 {
+            return Ok(resample_to_16k(&self.samples, self.sample_rate)?);
+        }
+        let mut up = Upsampler::new();
+        let mut out = Vec::with_capacity(self.samples.len() * 2 + FRAME_SAMPLES);
+        let mut frame = [0i16; NARROW_FRAME_SAMPLES];
+        for chunk in self.samples.chunks(NARROW_FRAME_SAMPLES) {
+            frame.fill(0);
+            frame[..chunk.len()].copy_from_slice(chunk);
+            let wide = up.process(&frame);
+            out.extend_from_slice(&wide.0[..chunk.len() * 2]);
+        }
+        Ok(out)
     }
 }
 
