@@ -100,18 +100,19 @@ fn raw() -> VadConfig {
     }
 }
 
-const SPEECH: [&str; 5] = [
+const SPEECH: [&str; 6] = [
     "speech_slt.wav",
     "speech_kal.wav",
     "speech_espeak.wav",
     "speech_awb_pink.wav",
     "speech_rms_white.wav",
+    "speech_kal_pink_loud.wav",
 ];
 const NOISE: [&str; 3] = ["silence.wav", "noise_white.wav", "noise_pink.wav"];
 
 #[test]
 fn frame_level_miss_and_false_alarm_rates() {
-    println!("fixture                 raw miss  raw FA   default miss  default FA");
+    println!("fixture                     raw miss  raw FA   default miss  default FA");
     for name in SPEECH {
         let audio = frames(name);
         let r = score(name, &audio, raw(), 0.0, 0.0);
@@ -122,7 +123,7 @@ fn frame_level_miss_and_false_alarm_rates() {
         );
         let d = score(name, &audio, d_cfg, gi + FRAME_S, go + FRAME_S);
         println!(
-            "{name:<22} {:>8.1}% {:>7.1}% {:>12.1}% {:>10.1}%",
+            "{name:<26} {:>8.1}% {:>7.1}% {:>12.1}% {:>10.1}%",
             100.0 * r.miss(),
             100.0 * r.false_alarm(),
             100.0 * d.miss(),
@@ -144,7 +145,7 @@ fn frame_level_miss_and_false_alarm_rates() {
         let r = score(name, &audio, raw(), 0.0, 0.0);
         let d = score(name, &audio, VadConfig::default(), 0.0, 0.0);
         println!(
-            "{name:<22} {:>9} {:>7.1}% {:>13} {:>9.1}%",
+            "{name:<26} {:>9} {:>7.1}% {:>13} {:>9.1}%",
             "-",
             100.0 * r.false_alarm(),
             "-",

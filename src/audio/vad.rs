@@ -14,7 +14,8 @@
 //! (`threshold`) and `onset_snr_db` above the floor, and ends after
 //! `hangover_ms` of frames that are either below `release_threshold` or less
 //! than `hold_snr_db` above the floor; a single loud frame pauses that count
-//! and two reset it. After construction nothing allocates.
+//! and two reset it. Frames the detector is very sure of (`strong_threshold`)
+//! need less level, so speech in loud noise is still found. After construction nothing allocates.
 
 use earshot::Detector;
 
@@ -52,6 +53,13 @@ pub struct VadConfig {
     pub onset_snr_db: f32,
     /// Level above the noise floor that keeps speech going.
     pub hold_snr_db: f32,
+    /// Score at which the detector is trusted with less level: in loud noise
+    /// speech stands only a few dB above the floor.
+    pub strong_threshold: f32,
+    /// Onset level for frames scoring at least `strong_threshold`.
+    pub strong_onset_snr_db: f32,
+    /// Hold level for frames scoring at least `strong_threshold`.
+    pub strong_hold_snr_db: f32,
 }
 
 impl Default for VadConfig {
@@ -61,9 +69,12 @@ impl Default for VadConfig {
             release_threshold: 0.35,
             onset_ms: 60,
             hangover_ms: 300,
-            pre_roll_ms: 400,
+            pre_roll_ms: 500,
             onset_snr_db: 9.0,
             hold_snr_db: 7.0,
+            strong_threshold: 0.8,
+            strong_onset_snr_db: 5.0,
+            strong_hold_snr_db: 4.0,
         }
     }
 }
@@ -168,7 +179,9 @@ impl Vad {
         };
         let c = &self.config;
         if self.in_speech {
-            let quiet = score < c.release_threshold || snr_db < c.hold_snr_db;
+            let strong = score >= c.strong_threshold && snr_db >= c.strong_hold_snr_db;
+            let held = score >= c.release_threshold && snr_db >= c.hold_snr_db;
+            let quiet = !(strong || held);
             if quiet {
                 self.active_run = 0;
                 self.silence_run += 1;
@@ -186,7 +199,8 @@ impl Vad {
                 decision.ended = true;
             }
         } else {
-            let voiced = score >= c.threshold && snr_db >= c.onset_snr_db;
+            let voiced = (score >= c.threshold && snr_db >= c.onset_snr_db)
+                || (score >= c.strong_threshold && snr_db >= c.strong_onset_snr_db);
             self.speech_run = if voiced { self.speech_run + 1 } else { 0 };
             if self.speech_run >= self.onset_frames {
                 self.in_speech = true;
@@ -360,10 +374,14 @@ mod tests {
         let mut vad = Vad::new(VadConfig::default());
         // Voice-like but within 9 dB of the floor: no onset.
         for _ in 0..10 {
-            assert!(!vad.step_for_test(0.9, 8.0).speech);
+            assert!(!vad.step_for_test(0.7, 8.0).speech);
+        }
+        // Very voice-like frames need only 5 dB.
+        for _ in 0..3 {
+            assert!(!vad.step_for_test(0.9, 4.5).speech);
         }
         for _ in 0..3 {
-            vad.step_for_test(0.9, 12.0);
+            vad.step_for_test(0.9, 5.5);
         }
         assert!(vad.is_speech());
         // Still voice-like by score but sunk into the noise: ends after 300 ms.
@@ -404,9 +422,9 @@ mod tests {
             let d = vad.push(f);
             if d.started && start.is_none() {
                 start = Some(i);
-                // Pre-roll: onset frames plus 400 ms of silence before them.
+                // Pre-roll: onset frames plus 500 ms of silence before them.
                 let kept: Vec<&Frame> = vad.pre_roll().collect();
-                assert_eq!(kept.len(), 3 + 20);
+                assert_eq!(kept.len(), 3 + 25);
                 assert_eq!(kept.last().map(|f| f.0), Some(f.0));
                 assert!(kept.iter().take(10).all(|f| **f == Frame::SILENCE));
             }
