@@ -9,6 +9,9 @@
 use super::vad::{Vad, VadConfig, VadDecision};
 use super::{Frame, FRAME_MS, FRAME_SAMPLES};
 
+/// Upper bound on `max_utterance_ms` (the utterance buffer is reserved whole).
+pub const MAX_UTTERANCE_MS: u32 = 120_000;
+
 /// Tuning of [`Segmenter`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegmenterConfig {
@@ -50,7 +53,9 @@ impl Segmenter {
             ..config.vad
         });
         let per_ms = FRAME_SAMPLES / FRAME_MS as usize;
-        let max_ms = (config.max_utterance_ms as usize).max(FRAME_MS as usize);
+        let max_ms = config
+            .max_utterance_ms
+            .clamp(FRAME_MS as u32, MAX_UTTERANCE_MS) as usize;
         let tail = config.end_silence_ms.saturating_sub(config.keep_tail_ms) as usize;
         Self {
             vad,
@@ -199,6 +204,27 @@ mod tests {
                 utterances.len()
             );
         }
+    }
+
+    #[test]
+    fn extreme_configs_are_bounded() {
+        let config = SegmenterConfig {
+            vad: VadConfig {
+                onset_ms: u32::MAX,
+                pre_roll_ms: u32::MAX,
+                ..VadConfig::default()
+            },
+            end_silence_ms: u32::MAX,
+            max_utterance_ms: u32::MAX,
+            keep_tail_ms: u32::MAX,
+        };
+        let mut seg = Segmenter::new(config);
+        assert_eq!(seg.push(&Frame::SILENCE), None);
+        let tiny = SegmenterConfig {
+            max_utterance_ms: 0,
+            ..SegmenterConfig::default()
+        };
+        assert_eq!(Segmenter::new(tiny).max_samples, FRAME_SAMPLES);
     }
 
     #[test]

@@ -25,6 +25,8 @@ use super::{Frame, FRAME_MS};
 const WINDOW: usize = 256;
 /// Upper bound on the pre-roll, so the ring stays small.
 pub const MAX_PRE_ROLL_MS: u32 = 2000;
+/// Upper bound on the onset, for the same reason.
+pub const MAX_ONSET_MS: u32 = 1000;
 /// Frames over which the noise floor is the minimum level (3 s).
 const NOISE_WINDOW: usize = 150;
 /// Added to the windowed minimum: the minimum of a fluctuating level sits
@@ -128,7 +130,7 @@ fn frames_for(ms: u32) -> u32 {
 
 impl Vad {
     pub fn new(config: VadConfig) -> Self {
-        let onset_frames = frames_for(config.onset_ms).max(1);
+        let onset_frames = frames_for(config.onset_ms.min(MAX_ONSET_MS)).max(1);
         let hangover_frames = frames_for(config.hangover_ms).max(1);
         let pre_roll = frames_for(config.pre_roll_ms.min(MAX_PRE_ROLL_MS));
         let ring = vec![Frame::SILENCE; (pre_roll + onset_frames) as usize].into_boxed_slice();
