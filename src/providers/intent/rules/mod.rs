@@ -1,0 +1,313 @@
+//! The offline rule-based intent engine: keyword and phrase rules that turn the
+//! caller's turns into an [`Extraction`] with no model, no network and no clock
+//! (relative times resolve against `Conversation::now`). It reads only the
+//! conversation; it never replies (`reply` stays `None`) — the dialogue policy
+//! decides what to say.
+//!
+//! Fields that a caller may correct (location, time, name, number) come from
+//! the newest turn that has them; the category, urgency and wants-human read
+//! the whole call.
+
+mod address;
+mod classify;
+mod lexicon;
+mod numbers;
+mod person;
+mod resolve;
+mod signals;
+mod text;
+mod when;
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::domain::{Conversation, Extraction, Speaker};
+use crate::providers::{BoxFuture, IntentExtractor, ProviderError};
+
+pub use address::find_address;
+pub use numbers::{parse_house_number, parse_number};
+pub use resolve::parse_time;
+
+use classify::Classifier;
+use text::{span, Break, Tok};
+
+/// The longest issue kept, in bytes; longer sentences are cut at a word.
+const MAX_ISSUE: usize = 160;
+
+/// Words that say something is wrong, so the sentence carrying them is the issue.
+static PROBLEM_WORDS: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    [
+        "broken",
+        "broke",
+        "leak",
+        "leaking",
+        "working",
+        "work",
+        "won't",
+        "stopped",
+        "problem",
+        "issue",
+        "need",
+        "fix",
+        "repair",
+        "replace",
+        "install",
+        "clogged",
+        "damaged",
+        "cracked",
+        "stuck",
+        "noise",
+        "smell",
+        "burst",
+        "flooding",
+        "help",
+        "infestation",
+        "quote",
+    ]
+    .into_iter()
+    .collect()
+});
+
+/// Leading words dropped from an issue.
+const FILLERS: [&str; 16] = [
+    "um",
+    "uh",
+    "so",
+    "well",
+    "yeah",
+    "yes",
+    "hi",
+    "hello",
+    "hey",
+    "and",
+    "but",
+    "oh",
+    "okay",
+    "ok",
+    "also",
+    "basically",
+];
+
+/// The rule-based extractor. Cheap to share; build once per configuration.
+#[derive(Debug, Clone)]
+pub struct RulesExtractor {
+    classifier: Classifier,
+    tz: Tz,
+}
+
+/// One caller turn, tokenized once per extraction.
+struct Turn<'a> {
+    text: &'a str,
+    toks: Vec<Tok<'a>>,
+    /// The agent's previous turn asked for the caller's name.
+    asked_name: bool,
+    location: Option<address::Found>,
+    /// Tokens that belong to the address, so they are not read as a time or a number.
+    skip: Vec<bool>,
+}
+
+impl<'a> Turn<'a> {
+    fn new(text: &'a str, asked_name: bool) -> Self {
+        let toks = text::tokenize(text);
+        let location = address::find(&toks);
+        let mut skip = vec![false; toks.len()];
+        if let Some(found) = &location {
+            skip[found.first..=found.last].fill(true);
+        }
+        Turn {
+            text,
+            toks,
+            asked_name,
+            location,
+            skip,
+        }
+    }
+
+    /// Whether the transcript uses capitals beyond sentence starts, so that a
+    /// capital letter is evidence of a name.
+    fn cased(&self) -> bool {
+        self.toks
+            .iter()
+            .enumerate()
+            .any(|(i, t)| t.capitalized() && i > 0 && self.toks[i - 1].brk == Break::None)
+    }
+}
+
+impl RulesExtractor {
+    /// `categories` are the configured ones (see `DEFAULT_CATEGORIES`); `tz` is
+    /// the business's time zone, in which "tomorrow morning" is understood.
+    pub fn new(categories: Vec<String>, tz: Tz) -> Self {
+        RulesExtractor {
+            classifier: Classifier::new(&categories),
+            tz,
+        }
+    }
+
+    /// Extracts what the caller's turns say. Pure: the same conversation gives
+    /// the same result.
+    pub fn extract(&self, conv: &Conversation) -> Extraction {
+        let turns = caller_turns(conv);
+        let mut out = Extraction::default();
+        if turns.is_empty() {
+            return out;
+        }
+        let mut scores = vec![0.0; self.classifier.len()];
+        let mut urgency = signals::UrgencyScan::default();
+        for turn in &turns {
+            self.classifier.score(&turn.toks, &mut scores);
+            urgency.feed(&turn.toks);
+            out.wants_human |= signals::wants_human(&turn.toks);
+        }
+        if let Some((idx, confidence)) = self.classifier.decide(&scores) {
+            out.category = Some(self.classifier.name(idx).to_string());
+            out.confidence = confidence;
+        }
+        out.urgency = Some(urgency.level());
+        out.issue = self.issue(&turns);
+        out.location = turns
+            .iter()
+            .rev()
+            .find_map(|t| t.location.as_ref().map(|f| f.text.clone()));
+        (out.requested_time, out.requested_at) = self.requested_time(&turns, conv.now);
+        out.caller_name = turns.iter().rev().find_map(caller_name);
+        out.callback_number = turns
+            .iter()
+            .rev()
+            .find_map(|t| person::find_phone(&t.toks, &t.skip));
+        out
+    }
+
+    /// The sentence that best describes the problem, from its first telling clause.
+    fn issue(&self, turns: &[Turn<'_>]) -> Option<String> {
+        let mut best: Option<(f32, &Turn<'_>, usize, usize)> = None;
+        for turn in turns {
+            for range in text::sentences(&turn.toks) {
+                let (score, first) = self.sentence_score(&turn.toks[range.clone()]);
+                if score > best.map_or(0.0, |b| b.0) {
+                    best = Some((score, turn, range.start + first, range.end - 1));
+                }
+            }
+        }
+        let (_, turn, first, last) = best?;
+        let first = (first..=last)
+            .find(|&i| !FILLERS.contains(&turn.toks[i].low.as_str()))
+            .unwrap_or(first);
+        Some(tidy_issue(span(turn.text, &turn.toks, first, last)))
+    }
+
+    /// The evidence in a sentence and the index of its first clause that carries any.
+    fn sentence_score(&self, toks: &[Tok<'_>]) -> (f32, usize) {
+        let mut total = 0.0;
+        let mut first = None;
+        let mut start = 0;
+        for (i, t) in toks.iter().enumerate() {
+            if t.brk != Break::None || i + 1 == toks.len() {
+                let clause = &toks[start..=i];
+                let problems = clause
+                    .iter()
+                    .filter(|t| PROBLEM_WORDS.contains(t.low.as_str()))
+                    .count() as f32;
+                let score = self.classifier.evidence(clause) + problems;
+                if score > 0.0 && first.is_none() {
+                    first = Some(start);
+                }
+                total += score;
+                start = i + 1;
+            }
+        }
+        (total, first.unwrap_or(0))
+    }
+
+    /// The newest time the caller asked for; a bare "at three" answering
+    /// "which day?" keeps the day said in an earlier turn.
+    fn requested_time(
+        &self,
+        turns: &[Turn<'_>],
+        now: Option<DateTime<Utc>>,
+    ) -> (Option<String>, Option<DateTime<Utc>>) {
+        for (k, turn) in turns.iter().enumerate().rev() {
+            let Some((mut when, first, last)) = when::find(&turn.toks, &turn.skip) else {
+                continue;
+            };
+            let mut said = span(turn.text, &turn.toks, first, last).to_string();
+            let timeless_day = !when.has_day() && !when.asap && when.offset_minutes.is_none();
+            if timeless_day {
+                let earlier = turns[..k].iter().rev().find_map(|t| {
+                    when::find(&t.toks, &t.skip).map(|(w, f, l)| (w, span(t.text, &t.toks, f, l)))
+                });
+                if let Some((older, older_said)) =
+                    earlier.filter(|(w, _)| w.has_day() && w.clock.is_none())
+                {
+                    when.day = older.day;
+                    when.part = when.part.or(older.part);
+                    said = format!("{older_said} {said}");
+                }
+            }
+            let at = now.and_then(|n| resolve::resolve(&when, n, self.tz));
+            return (Some(said), at);
+        }
+        (None, None)
+    }
+}
+
+/// The caller's turns in order, each knowing whether the agent had just asked for a name.
+fn caller_turns(conv: &Conversation) -> Vec<Turn<'_>> {
+    let mut asked = false;
+    let mut turns = Vec::new();
+    for u in &conv.turns {
+        match u.speaker {
+            Speaker::Caller => {
+                turns.push(Turn::new(&u.text, asked));
+                asked = false;
+            }
+            Speaker::Agent | Speaker::Human => asked = person::asks_for_name(&u.text),
+            Speaker::System => {}
+        }
+    }
+    turns
+}
+
+fn caller_name(turn: &Turn<'_>) -> Option<String> {
+    let cased = turn.cased();
+    person::find_name(&turn.toks, cased).or_else(|| {
+        turn.asked_name
+            .then(|| person::name_answer(&turn.toks, cased))
+            .flatten()
+    })
+}
+
+/// Capitalises the first letter and cuts an over-long issue at a word boundary.
+fn tidy_issue(s: &str) -> String {
+    let mut cut = s;
+    if s.len() > MAX_ISSUE {
+        let mut end = MAX_ISSUE;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        cut = s[..end]
+            .rsplit_once(' ')
+            .map_or(&s[..end], |(head, _)| head);
+    }
+    let mut chars = cut.chars();
+    match chars.next() {
+        Some(f) => f.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+impl IntentExtractor for RulesExtractor {
+    fn name(&self) -> &'static str {
+        "rules"
+    }
+
+    fn extract<'a>(
+        &'a self,
+        conversation: &'a Conversation,
+    ) -> BoxFuture<'a, Result<Extraction, ProviderError>> {
+        let result = RulesExtractor::extract(self, conversation);
+        Box::pin(std::future::ready(Ok(result)))
+    }
+}
