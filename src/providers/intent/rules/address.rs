@@ -118,7 +118,7 @@ fn address_at(toks: &[Tok<'_>], i: usize) -> Option<Found> {
     })
 }
 
-fn street_type(low: &str) -> Option<&'static str> {
+pub fn street_type(low: &str) -> Option<&'static str> {
     STREET_TYPES
         .iter()
         .find(|(w, _)| *w == low)

@@ -192,9 +192,7 @@ impl RulesExtractor {
             }
         }
         let (_, turn, first, last) = best?;
-        let first = (first..=last)
-            .find(|&i| !FILLERS.contains(&turn.toks[i].low.as_str()))
-            .unwrap_or(first);
+        let first = skip_preamble(&turn.toks, first, last);
         Some(tidy_issue(span(turn.text, &turn.toks, first, last)))
     }
 
@@ -272,11 +270,31 @@ fn caller_turns(conv: &Conversation) -> Vec<Turn<'_>> {
 
 fn caller_name(turn: &Turn<'_>) -> Option<String> {
     let cased = turn.cased();
-    person::find_name(&turn.toks, cased).or_else(|| {
+    person::find_name(&turn.toks, cased, &turn.skip).or_else(|| {
         turn.asked_name
-            .then(|| person::name_answer(&turn.toks, cased))
+            .then(|| person::name_answer(&turn.toks, cased, &turn.skip))
             .flatten()
     })
+}
+
+/// Skips fillers and "I'm calling because" at the start of the issue sentence.
+fn skip_preamble(toks: &[Tok<'_>], mut first: usize, last: usize) -> usize {
+    while first < last && FILLERS.contains(&toks[first].low.as_str()) {
+        first += 1;
+    }
+    let calling = match toks[first].low.as_str() {
+        "i'm" => 1,
+        "i" if toks.get(first + 1).is_some_and(|t| t.is("am")) => 2,
+        _ => 0,
+    };
+    let why = toks.get(first + calling + 1).map(|t| t.low.as_str());
+    let preamble = calling > 0
+        && toks.get(first + calling).is_some_and(|t| t.is("calling"))
+        && matches!(why, Some("because" | "about" | "regarding" | "since"));
+    if preamble && first + calling + 2 <= last {
+        first += calling + 2;
+    }
+    first
 }
 
 /// Capitalises the first letter and cuts an over-long issue at a word boundary.
@@ -309,5 +327,174 @@ impl IntentExtractor for RulesExtractor {
     ) -> BoxFuture<'a, Result<Extraction, ProviderError>> {
         let result = RulesExtractor::extract(self, conversation);
         Box::pin(std::future::ready(Ok(result)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Utterance, DEFAULT_CATEGORIES};
+
+    fn caller(texts: &[&str]) -> Conversation {
+        Conversation {
+            turns: texts
+                .iter()
+                .map(|t| Utterance {
+                    speaker: Speaker::Caller,
+                    text: t.to_string(),
+                })
+                .collect(),
+            now: DateTime::from_timestamp(1_795_000_000, 0),
+            ..Default::default()
+        }
+    }
+
+    fn extractor() -> RulesExtractor {
+        RulesExtractor::new(
+            DEFAULT_CATEGORIES.iter().map(|s| s.to_string()).collect(),
+            chrono_tz::America::Chicago,
+        )
+    }
+
+    /// Odd input never panics and always yields a well-formed extraction.
+    fn check_well_formed(rules: &RulesExtractor, text: &str) {
+        let got = rules.extract(&caller(&[text]));
+        assert!(
+            (0.0..=1.0).contains(&got.confidence),
+            "{text:?}: {}",
+            got.confidence
+        );
+        if let Some(c) = &got.category {
+            assert!(DEFAULT_CATEGORIES.contains(&c.as_str()), "{text:?}: {c}");
+        }
+        if let Some(issue) = &got.issue {
+            assert!(
+                !issue.is_empty() && issue.len() <= MAX_ISSUE,
+                "{text:?}: {issue:?}"
+            );
+        }
+        assert!(got.requested_time.is_some() || got.requested_at.is_none());
+    }
+
+    #[test]
+    fn odd_input_is_handled() {
+        let rules = extractor();
+        for text in [
+            "",
+            " ",
+            "...",
+            "#",
+            "-",
+            "'s",
+            "—",
+            "?!",
+            "🙂 leaking 🙂",
+            "水管漏水",
+            "at 99:99",
+            "in 99999999999999999 hours",
+            "the 45th",
+            "February 30th",
+            "on the 31st",
+            "call 1234567890123456789012",
+            "at 25 o'clock",
+            "half past thirteen",
+            "quarter to",
+            "apartment",
+            "42",
+            "42 Street",
+            "one hundred thousand million",
+            "tomorrow tomorrow",
+            "double",
+            "triple nine",
+            "my name is",
+            "this is",
+            "it's",
+            "no no no heat",
+            "in a hour",
+            "next",
+            "last",
+            "since",
+            "Fifteen Maple Avenue, apartment",
+        ] {
+            check_well_formed(&rules, text);
+        }
+    }
+
+    #[test]
+    fn random_word_salad_is_handled() {
+        const WORDS: [&str; 40] = [
+            "at",
+            "three",
+            "thirty",
+            "tomorrow",
+            "morning",
+            "next",
+            "Friday",
+            "my",
+            "name",
+            "is",
+            "John",
+            "42",
+            "Oak",
+            "Street,",
+            "apartment",
+            "4.",
+            "five",
+            "oh",
+            "double",
+            "leak",
+            "no",
+            "heat",
+            "baby",
+            "not",
+            "urgent",
+            "human",
+            "person",
+            "speak",
+            "to",
+            "the",
+            "half",
+            "past",
+            "in",
+            "hours",
+            "a.m.",
+            "pm",
+            "quarter",
+            "#3",
+            "555-1234",
+            "—",
+        ];
+        let rules = extractor();
+        let mut seed: u64 = 0x5eed;
+        let mut next = move || {
+            // A fixed linear congruential generator: the same salad every run.
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        for _ in 0..500 {
+            let len = next() % 14;
+            let text: Vec<&str> = (0..len).map(|_| WORDS[next() % WORDS.len()]).collect();
+            check_well_formed(&rules, &text.join(" "));
+        }
+    }
+
+    #[test]
+    fn issue_is_trimmed_and_capped() {
+        let rules = extractor();
+        let got = rules.extract(&caller(&["Um, so, hi, my toilet is clogged."]));
+        assert_eq!(got.issue.as_deref(), Some("My toilet is clogged"));
+        let got = rules.extract(&caller(&["Hello, I'm calling because my tap drips."]));
+        assert_eq!(got.issue.as_deref(), Some("My tap drips"));
+        let long = format!("My sink is leaking {}", "and it drips ".repeat(30));
+        let issue = rules.extract(&caller(&[&long])).issue.unwrap_or_default();
+        assert!(issue.len() <= MAX_ISSUE && issue.starts_with("My sink is leaking"));
+    }
+
+    #[test]
+    fn empty_conversation_extracts_nothing() {
+        let got = extractor().extract(&Conversation::default());
+        assert_eq!(got, Extraction::default());
     }
 }

@@ -3,7 +3,8 @@
 //! answer to "what's your name?", and phone numbers said as digits or words
 //! ("five five five, one two three four", "double five").
 
-use super::numbers::digit_word;
+use super::address::street_type;
+use super::numbers::{cardinal, digit_word};
 use super::text::{title_case, Break, Tok};
 
 /// Words that follow "this is" / "I'm" without being a name.
@@ -179,6 +180,21 @@ const NOT_A_NAME: &[&str] = &[
     "right",
     "now",
     "fixed",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+    "january",
+    "february",
+    "march",
+    "july",
+    "september",
+    "october",
+    "november",
+    "december",
 ];
 
 /// Words that may precede a name without being part of it in a bare answer.
@@ -214,7 +230,7 @@ const INTROS: [(&[&str], Intro); 10] = [
 
 /// The caller's name introduced anywhere in `toks`. `cased` says whether the
 /// transcript uses capitals, making a capital letter evidence of a name.
-pub fn find_name(toks: &[Tok<'_>], cased: bool) -> Option<String> {
+pub fn find_name(toks: &[Tok<'_>], cased: bool, skip: &[bool]) -> Option<String> {
     for i in 0..toks.len() {
         for (words, intro) in INTROS {
             let matches = words
@@ -226,7 +242,7 @@ pub fn find_name(toks: &[Tok<'_>], cased: bool) -> Option<String> {
                 .take(words.len().saturating_sub(1))
                 .all(|t| t.brk == Break::None);
             if matches && joined {
-                if let Some(name) = read_name(toks, i + words.len(), intro, cased) {
+                if let Some(name) = read_name(toks, i + words.len(), intro, cased, skip) {
                     return Some(name);
                 }
             }
@@ -236,17 +252,23 @@ pub fn find_name(toks: &[Tok<'_>], cased: bool) -> Option<String> {
 }
 
 /// A bare answer to "what's your name?": "John Smith.", "Sure, it's Maria."
-pub fn name_answer(toks: &[Tok<'_>], cased: bool) -> Option<String> {
+pub fn name_answer(toks: &[Tok<'_>], cased: bool, skip: &[bool]) -> Option<String> {
     if toks.len() > 12 {
         return None;
     }
     let start = toks
         .iter()
         .position(|t| !ANSWER_FILLERS.contains(&t.low.as_str()))?;
-    read_name(toks, start, Intro::Iam, cased)
+    read_name(toks, start, Intro::Iam, cased, skip)
 }
 
-fn read_name(toks: &[Tok<'_>], at: usize, intro: Intro, cased: bool) -> Option<String> {
+fn read_name(
+    toks: &[Tok<'_>],
+    at: usize,
+    intro: Intro,
+    cased: bool,
+    skip: &[bool],
+) -> Option<String> {
     let previous_break = at
         .checked_sub(1)
         .is_some_and(|p| toks[p].brk == Break::Stop);
@@ -259,7 +281,10 @@ fn read_name(toks: &[Tok<'_>], at: usize, intro: Intro, cased: bool) -> Option<S
         let t = &toks[end];
         let name_like = t.low.len() >= 2
             && t.low.chars().all(|c| c.is_alphabetic() || c == '\'')
-            && !NOT_A_NAME.contains(&t.low.as_str());
+            && !NOT_A_NAME.contains(&t.low.as_str())
+            && !skip.get(end).copied().unwrap_or(false)
+            && cardinal(&toks[end..=end]).is_none()
+            && street_type(&t.low).is_none();
         let needs_capital = cased && (intro != Intro::Stated || !parts.is_empty());
         if !name_like || (needs_capital && !t.capitalized()) {
             break;
@@ -281,7 +306,11 @@ fn read_name(toks: &[Tok<'_>], at: usize, intro: Intro, cased: bool) -> Option<S
     let next = toks.get(end).map(|t| t.low.as_str()).unwrap_or("");
     let accepted = match intro {
         Intro::Stated | Intro::Introduced => true,
-        Intro::Calling => !ends_clause && matches!(next, "calling" | "here" | "speaking"),
+        // "It's Joe Rossi." ends a sentence; "It's Dave calling" says so.
+        Intro::Calling => {
+            let sentence_end = toks[end - 1].brk == Break::Stop || end == toks.len();
+            (cased && sentence_end) || matches!(next, "calling" | "here" | "speaking" | "from")
+        }
         Intro::Iam => {
             ends_clause || matches!(next, "and" | "calling" | "from" | "here" | "speaking")
         }
@@ -386,7 +415,12 @@ mod tests {
     use super::*;
 
     fn name(text: &str) -> Option<String> {
-        find_name(&tokenize(text), text.chars().any(char::is_uppercase))
+        let toks = tokenize(text);
+        find_name(
+            &toks,
+            text.chars().any(char::is_uppercase),
+            &vec![false; toks.len()],
+        )
     }
 
     fn phone(text: &str) -> Option<String> {
@@ -417,11 +451,18 @@ mod tests {
         assert_eq!(name("It's leaking everywhere"), None);
         assert_eq!(name("I'm locked out of my house"), None);
         assert_eq!(name("This is a nightmare"), None);
+        assert_eq!(
+            name("My furnace smells. It's Joe Rossi."),
+            Some("Joe Rossi".into())
+        );
+        assert_eq!(name("It's Monday."), None);
+        assert_eq!(name("It's Oak Street."), None);
+        assert_eq!(name("It's Fifteen Maple"), None);
     }
 
     #[test]
     fn bare_answers_to_a_name_question() {
-        let answer = |t: &str| name_answer(&tokenize(t), true);
+        let answer = |t: &str| name_answer(&tokenize(t), true, &[]);
         assert_eq!(answer("John Smith."), Some("John Smith".into()));
         assert_eq!(
             answer("Sure, it's Maria Lopez."),

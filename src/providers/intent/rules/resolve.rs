@@ -54,7 +54,8 @@ pub fn resolve(when: &When, now: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>>
                 None => Some(now),
             }
         }
-        Some(_) => Some(at),
+        // "this weekend" said on Saturday afternoon: now.
+        Some(_) => Some(at.max(now)),
     }
 }
 
@@ -253,6 +254,17 @@ mod tests {
         check("as soon as possible please", "as soon as possible", NOW);
         check("in two hours", "in two hours", "2026-11-21T17:00:00Z");
         check("next week", "next week", "2026-11-23T14:00:00Z");
+        check("this weekend", "this weekend", NOW);
+        check(
+            "tomorrow between 1 and 3",
+            "tomorrow between 1 and 3",
+            "2026-11-22T18:00:00Z",
+        );
+        check(
+            "Good morning, tomorrow at 4 works",
+            "tomorrow at 4",
+            "2026-11-22T21:00:00Z",
+        );
     }
 
     #[test]
@@ -265,6 +277,8 @@ mod tests {
             Some(("tomorrow".into(), Some(utc("2026-11-22T14:00:00Z"))))
         );
         assert_eq!(at("I have three kids"), None);
+        assert_eq!(at("Are you open on Sundays?"), None);
+        assert_eq!(at("They come out at night"), None);
     }
 
     #[test]

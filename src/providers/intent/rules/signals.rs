@@ -159,6 +159,15 @@ static URGENCY: LazyLock<PhraseSet<Signal>> = LazyLock::new(|| {
         "heating is broken",
         "boiler is broken",
         "boiler broke",
+        "furnace won't turn on",
+        "furnace won't start",
+        "heat won't turn on",
+        "heating won't come on",
+        "heat won't come on",
+        "furnace isn't turning on",
+        "furnace not working",
+        "heating not working",
+        "freezing",
     ] {
         set.add(p, Signal::NoHeat);
     }
@@ -331,6 +340,10 @@ mod tests {
         assert_eq!(level("The heating isn't working"), Urgency::High);
         assert_eq!(level("No heat and I have a newborn"), Urgency::Emergency);
         assert_eq!(level("No rush, whenever works"), Urgency::Low);
+        assert_eq!(
+            level("It's freezing, the furnace won't turn on and I have a two month old baby"),
+            Urgency::Emergency
+        );
         assert_eq!(level("The sink is dripping"), Urgency::Normal);
     }
 

@@ -156,6 +156,8 @@ fn chunks(s: &str, sep: impl Fn(char) -> bool) -> impl Iterator<Item = (usize, &
 /// Removes a plural ending so "leaks", "roaches" and "keys" match "leak", "roach", "key".
 /// Applied alike to lexicon phrases and transcript words, so it only has to be consistent.
 pub fn stem(low: &str) -> String {
+    // A possessive is the noun: "hornet's nest".
+    let low = low.strip_suffix("'s").unwrap_or(low);
     if low.contains('\'') || low.len() <= 3 || low.ends_with("ss") || low.ends_with("us") {
         return low.to_string();
     }
@@ -238,7 +240,8 @@ mod tests {
         assert_eq!(stem("keys"), "key");
         assert_eq!(stem("gas"), "gas");
         assert_eq!(stem("glass"), "glass");
-        assert_eq!(stem("it's"), "it's");
+        assert_eq!(stem("hornet's"), "hornet");
+        assert_eq!(stem("won't"), "won't");
     }
 
     #[test]

@@ -76,9 +76,9 @@ enum Comp {
 }
 
 /// Words that may sit between the pieces of one time expression.
-const GLUE: [&str; 17] = [
+const GLUE: [&str; 18] = [
     "at", "on", "in", "the", "around", "about", "by", "before", "after", "until", "till", "from",
-    "sometime", "early", "late", "ish", "or",
+    "sometime", "early", "late", "ish", "or", "between",
 ];
 
 /// Words after which a bare number reads as a clock time ("at three").
@@ -123,6 +123,11 @@ pub fn find(toks: &[Tok<'_>], skip: &[bool]) -> Option<(When, usize, usize)> {
             };
             let entry = current.get_or_insert((When::default(), lead, i));
             apply(&mut entry.0, comp);
+            // "between 1 and 3" asks for the start of the range.
+            let used = match comp {
+                Comp::Clock(_) => used + range_end(&toks[..end], i + used),
+                _ => used,
+            };
             entry.2 = i + used - 1;
             gap_dirty = false;
             i += used;
@@ -140,6 +145,29 @@ fn usable(toks: &[Tok<'_>], (when, first, last): &(When, usize, usize)) -> bool 
     let since = first.checked_sub(1).is_some_and(|p| toks[p].is("since"));
     let ago = toks.get(last + 1).is_some_and(|t| t.is("ago"));
     !when.past && !since && !ago && !negated(toks, *first, 3)
+}
+
+/// How many tokens of "and 3" / "to 4:30" / "or 5pm" follow a clock time.
+fn range_end(t: &[Tok<'_>], at: usize) -> usize {
+    let joined = at > 0 && t[at - 1].brk == Break::None;
+    let connector = t
+        .get(at)
+        .is_some_and(|x| matches!(x.low.as_str(), "and" | "to" | "or") && x.brk == Break::None);
+    if !joined || !connector || at + 1 >= t.len() {
+        return 0;
+    }
+    let end = written_clock(&t[at + 1].low)
+        .map(|_| 1)
+        .or_else(|| spoken_clock(t, at + 1).map(|(_, n)| n));
+    match end {
+        Some(n) => {
+            let after = at + 1 + n;
+            let meridiem = t.get(after).is_some_and(|x| x.is("am") || x.is("pm"))
+                && t[after - 1].brk == Break::None;
+            1 + n + usize::from(meridiem)
+        }
+        None => 0,
+    }
 }
 
 /// A second day (or clock, or part of day) starts another expression: "not today, tomorrow".
@@ -253,7 +281,8 @@ fn day_at(t: &[Tok<'_>], i: usize) -> Option<(Comp, usize)> {
     if let Some(c) = simple {
         return Some((c, 1));
     }
-    if let Some(d) = weekday(&t[i].stem) {
+    // Plural weekdays ("open on Sundays") describe a habit, not a day.
+    if let Some(d) = weekday(&t[i].low) {
         return Some((Comp::Day(Day::Weekday(d, Rel::Bare)), 1));
     }
     let next = t.get(i + 1).filter(|_| t[i].brk == Break::None)?;
@@ -299,7 +328,9 @@ fn part_at(t: &[Tok<'_>], i: usize) -> Option<(Comp, usize)> {
     let prev_is_day = i
         .checked_sub(1)
         .is_some_and(|p| weekday(&t[p].stem).is_some() || t[p].is("tomorrow"));
-    if let Some(p) = part_of(w).filter(|_| w != "night" || prev_is_day) {
+    // "Good morning" is a greeting.
+    let greeting = i.checked_sub(1).is_some_and(|p| t[p].is("good"));
+    if let Some(p) = part_of(w).filter(|_| (w != "night" || prev_is_day) && !greeting) {
         return Some((Comp::Part(p), 1));
     }
     let next = t.get(i + 1).filter(|_| t[i].brk == Break::None)?;
@@ -380,7 +411,7 @@ fn offset_at(t: &[Tok<'_>], i: usize) -> Option<(Comp, usize)> {
     let unit = rest.get(used)?.stem.as_str();
     let minutes = match unit {
         "minute" | "min" => amount as i64,
-        "hour" | "hr" => amount as i64 * 60,
+        "hour" | "hr" => (amount as i64).saturating_mul(60),
         _ => return None,
     };
     Some((Comp::Offset(minutes), 1 + used + 1))
