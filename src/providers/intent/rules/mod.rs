@@ -102,15 +102,15 @@ pub struct RulesExtractor {
 struct Turn<'a> {
     text: &'a str,
     toks: Vec<Tok<'a>>,
-    /// The agent's previous turn asked for the caller's name.
-    asked_name: bool,
+    /// What the agent's previous turn asked, so a bare "yes" or "John" means something.
+    asked: Asked,
     location: Option<address::Found>,
     /// Tokens that belong to the address, so they are not read as a time or a number.
     skip: Vec<bool>,
 }
 
 impl<'a> Turn<'a> {
-    fn new(text: &'a str, asked_name: bool) -> Self {
+    fn new(text: &'a str, asked: Asked) -> Self {
         let toks = text::tokenize(text);
         let location = address::find(&toks);
         let mut skip = vec![false; toks.len()];
@@ -120,7 +120,7 @@ impl<'a> Turn<'a> {
         Turn {
             text,
             toks,
-            asked_name,
+            asked,
             location,
             skip,
         }
@@ -160,6 +160,12 @@ impl RulesExtractor {
             self.classifier.score(&turn.toks, &mut scores);
             urgency.feed(&turn.toks);
             out.wants_human |= signals::wants_human(&turn.toks);
+            if signals::affirmative(&turn.toks) {
+                if turn.asked.emergency {
+                    urgency.confirm_emergency();
+                }
+                out.wants_human |= turn.asked.transfer;
+            }
         }
         if let Some((idx, confidence)) = self.classifier.decide(&scores) {
             out.category = Some(self.classifier.name(idx).to_string());
@@ -251,17 +257,43 @@ impl RulesExtractor {
     }
 }
 
+/// The questions an agent turn asked that a short answer can settle.
+#[derive(Debug, Clone, Copy, Default)]
+struct Asked {
+    name: bool,
+    emergency: bool,
+    transfer: bool,
+}
+
+impl Asked {
+    fn from_agent(text: &str) -> Self {
+        let low = text.to_lowercase();
+        Asked {
+            name: person::asks_for_name(text),
+            emergency: low.contains("emergency"),
+            transfer: [
+                "transfer you",
+                "connect you",
+                "put you through",
+                "speak to a person",
+            ]
+            .iter()
+            .any(|p| low.contains(p)),
+        }
+    }
+}
+
 /// The caller's turns in order, each knowing whether the agent had just asked for a name.
 fn caller_turns(conv: &Conversation) -> Vec<Turn<'_>> {
-    let mut asked = false;
+    let mut asked = Asked::default();
     let mut turns = Vec::new();
     for u in &conv.turns {
         match u.speaker {
             Speaker::Caller => {
                 turns.push(Turn::new(&u.text, asked));
-                asked = false;
+                asked = Asked::default();
             }
-            Speaker::Agent | Speaker::Human => asked = person::asks_for_name(&u.text),
+            Speaker::Agent | Speaker::Human => asked = Asked::from_agent(&u.text),
             Speaker::System => {}
         }
     }
@@ -271,7 +303,8 @@ fn caller_turns(conv: &Conversation) -> Vec<Turn<'_>> {
 fn caller_name(turn: &Turn<'_>) -> Option<String> {
     let cased = turn.cased();
     person::find_name(&turn.toks, cased, &turn.skip).or_else(|| {
-        turn.asked_name
+        turn.asked
+            .name
             .then(|| person::name_answer(&turn.toks, cased, &turn.skip))
             .flatten()
     })
@@ -490,6 +523,31 @@ mod tests {
         let long = format!("My sink is leaking {}", "and it drips ".repeat(30));
         let issue = rules.extract(&caller(&[&long])).issue.unwrap_or_default();
         assert!(issue.len() <= MAX_ISSUE && issue.starts_with("My sink is leaking"));
+    }
+
+    #[test]
+    fn a_yes_answers_the_agents_question() {
+        let rules = extractor();
+        let mut conv = caller(&["My basement has some water in it.", "Yes, it is."]);
+        conv.turns.insert(
+            1,
+            Utterance {
+                speaker: Speaker::Agent,
+                text: "Is this an emergency?".into(),
+            },
+        );
+        assert_eq!(
+            rules.extract(&conv).urgency,
+            Some(crate::domain::Urgency::Emergency)
+        );
+        conv.turns[2].text = "No, not really.".into();
+        assert_eq!(
+            rules.extract(&conv).urgency,
+            Some(crate::domain::Urgency::Normal)
+        );
+        conv.turns[1].text = "Would you like me to transfer you to a colleague?".into();
+        conv.turns[2].text = "Yes please.".into();
+        assert!(rules.extract(&conv).wants_human);
     }
 
     #[test]

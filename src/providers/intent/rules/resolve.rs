@@ -105,7 +105,7 @@ fn day_date(day: Day, today: NaiveDate) -> Option<NaiveDate> {
                 NaiveDate::from_ymd_opt(today.year() + 1, month, day)
             }
         }
-        Day::DayOfMonth(d) => {
+        Day::NthOfMonth(d) => {
             let this_month = NaiveDate::from_ymd_opt(today.year(), today.month(), d);
             match this_month.filter(|date| *date >= today) {
                 Some(date) => Some(date),

@@ -70,6 +70,7 @@ static URGENCY: LazyLock<PhraseSet<Signal>> = LazyLock::new(|| {
                 "leaking really badly",
                 "pouring",
                 "no hot water",
+                "overflowed",
                 "right away",
                 "immediately",
                 "quickly",
@@ -168,6 +169,14 @@ static URGENCY: LazyLock<PhraseSet<Signal>> = LazyLock::new(|| {
         "furnace not working",
         "heating not working",
         "freezing",
+        "heat's been out",
+        "heat has been out",
+        "heating has been out",
+        "heat went out",
+        "heating went out",
+        "furnace went out",
+        "heat is off",
+        "heating is off",
     ] {
         set.add(p, Signal::NoHeat);
     }
@@ -221,6 +230,11 @@ impl UrgencyScan {
                 (Signal::Vulnerable, false) => self.vulnerable = true,
             }
         });
+    }
+
+    /// The caller said yes when asked whether it is an emergency.
+    pub fn confirm_emergency(&mut self) {
+        self.emergency = true;
     }
 
     /// Emergency beats high beats low; nothing said is normal.
@@ -307,6 +321,28 @@ pub fn wants_human(toks: &[Tok<'_>]) -> bool {
     found
 }
 
+/// True when the turn opens with a yes ("Yes.", "Yeah, it is", "Correct").
+pub fn affirmative(toks: &[Tok<'_>]) -> bool {
+    let words: Vec<&str> = toks
+        .iter()
+        .map(|t| t.low.as_str())
+        .filter(|w| !matches!(*w, "um" | "uh" | "oh" | "well"))
+        .take(2)
+        .collect();
+    match words.as_slice() {
+        [first, ..]
+            if matches!(
+                *first,
+                "yes" | "yeah" | "yep" | "yup" | "correct" | "absolutely" | "definitely"
+            ) =>
+        {
+            true
+        }
+        ["please", ..] | ["sure", ..] => true,
+        _ => false,
+    }
+}
+
 /// "Are you a real person?" asks about the agent rather than for a transfer.
 fn is_question_about_us(toks: &[Tok<'_>], i: usize) -> bool {
     let from = i.saturating_sub(3);
@@ -340,6 +376,10 @@ mod tests {
         assert_eq!(level("The heating isn't working"), Urgency::High);
         assert_eq!(level("No heat and I have a newborn"), Urgency::Emergency);
         assert_eq!(level("No rush, whenever works"), Urgency::Low);
+        assert_eq!(
+            level("The heat's been out since yesterday and my grandmother lives with us."),
+            Urgency::Emergency
+        );
         assert_eq!(
             level("It's freezing, the furnace won't turn on and I have a two month old baby"),
             Urgency::Emergency

@@ -28,7 +28,7 @@ pub enum Day {
     Week(Rel),
     Weekend(Rel),
     Date { month: u32, day: u32 },
-    DayOfMonth(u32),
+    NthOfMonth(u32),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -392,7 +392,7 @@ fn date_at(t: &[Tok<'_>], i: usize) -> Option<(Comp, usize)> {
         }
     }
     // A bare ordinal ("the third") is a date only after "the" or "on the".
-    (lead == 1 && (1..=31).contains(&day)).then_some((Comp::Day(Day::DayOfMonth(day)), lead + used))
+    (lead == 1 && (1..=31).contains(&day)).then_some((Comp::Day(Day::NthOfMonth(day)), lead + used))
 }
 
 /// "in two hours", "in 20 minutes", "in an hour", "in half an hour".
