@@ -98,17 +98,20 @@ const QUANTITY: [&str; 14] = [
 pub fn find(toks: &[Tok<'_>], skip: &[bool]) -> Option<(When, usize, usize)> {
     let mut current: Option<(When, usize, usize)> = None;
     let mut gap_dirty = false;
+    let skipped = |k: usize| skip.get(k).copied().unwrap_or(false);
+    let mut next_skip = vec![toks.len(); toks.len() + 1];
+    for k in (0..toks.len()).rev() {
+        next_skip[k] = if skipped(k) { k } else { next_skip[k + 1] };
+    }
     let mut i = 0;
     while i < toks.len() {
-        if skip.get(i).copied().unwrap_or(false) {
+        if skipped(i) {
             gap_dirty = true;
             i += 1;
             continue;
         }
         // A piece never reads into skipped tokens.
-        let end = (i..toks.len())
-            .find(|&k| skip.get(k).copied().unwrap_or(false))
-            .unwrap_or(toks.len());
+        let end = next_skip[i];
         if let Some((comp, used)) = comp_at(&toks[..end], i) {
             let clash = current.as_ref().is_some_and(|c| conflicts(&c.0, comp));
             if gap_dirty || clash {
