@@ -35,3 +35,10 @@ impl std::fmt::Debug for Frame {
         write!(f, "Frame(peak={peak})")
     }
 }
+
+pub mod dtmf;
+pub mod g711;
+pub mod resample;
+pub mod segment;
+pub mod vad;
+pub mod wav;
