@@ -5,6 +5,8 @@
 pub mod dtmf;
 pub mod endpoint;
 pub mod jitter;
+pub mod media;
 pub mod message;
 pub mod rtp;
 pub mod sdp;
+pub mod server;
