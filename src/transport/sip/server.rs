@@ -16,6 +16,8 @@ use tokio::time::Instant;
 use super::endpoint::{EndReason, Endpoint, EndpointConfig, Event};
 use super::media::{MediaControl, MediaTask, SignalRequest};
 use super::message;
+use super::message::Message;
+use super::register::{RegisterConfig, Registration, Status};
 use super::sdp::{self, Negotiated, SessionDescription};
 use crate::config::{IpNet, SipConfig};
 use crate::store::Transport;
@@ -30,6 +32,8 @@ pub struct SipServer {
     pub calls: mpsc::Sender<CallLeg>,
     /// The SIP URI transfers go to when the session gives no target.
     pub agent_uri: Option<String>,
+    /// Registration state, for `/readyz` and the dashboard (None when not registering).
+    pub registration_status: Arc<std::sync::Mutex<Option<Status>>>,
 }
 
 struct Pending {
@@ -104,6 +108,18 @@ impl SipServer {
         let mut live: HashMap<String, Live> = HashMap::new();
         let (signal_tx, mut signal_rx) = mpsc::channel::<SignalRequest>(64);
         let mut buf = vec![0u8; 65_536];
+        let mut registration = self.config.registration.as_ref().map(|r| {
+            let cfg = RegisterConfig {
+                registrar: r.addr,
+                domain: r.domain.clone(),
+                user: r.username.clone(),
+                password: r.password.expose().to_string(),
+                expires: r.expires,
+                contact: format!("<sip:{}@{advertised}>", r.username),
+                via_host: advertised.to_string(),
+            };
+            Registration::new(cfg, Instant::now().into_std(), rand::random())
+        });
         tokio::pin!(shutdown);
         tracing::info!(%local, "SIP listening on UDP");
         loop {
@@ -130,6 +146,16 @@ impl SipServer {
                         }
                         continue;
                     }
+                    if let Some(reg) = registration.as_mut() {
+                        if from == reg.registrar() && data.starts_with(b"SIP/2.0 ") {
+                            if let Ok(Message::Response(resp)) = Message::parse(data) {
+                                if resp.core.call_id == reg.call_id() {
+                                    reg.handle_response(Instant::now().into_std(), &resp);
+                                    continue;
+                                }
+                            }
+                        }
+                    }
                     ep.handle_datagram(Instant::now().into_std(), from, data);
                 }
                 Some(req) = signal_rx.recv() => {
@@ -148,6 +174,9 @@ impl SipServer {
                 }
                 _ = tokio::time::sleep_until(deadline) => {
                     ep.handle_timeout(Instant::now().into_std());
+                    if let Some(reg) = registration.as_mut() {
+                        reg.handle_timeout(Instant::now().into_std());
+                    }
                     self.answer_due(&mut ep, &mut pending, &mut live, &signal_tx).await;
                 }
             }
