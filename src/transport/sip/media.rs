@@ -15,6 +15,7 @@ use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use super::dtmf::DtmfDecoder;
 use super::jitter::{JitterBuffer, Playout};
+use super::opus::{OpusCodec, MAX_PACKET};
 use super::rtp::{self, Incoming, Sender};
 use super::sdp::{Codec, Negotiated};
 use crate::audio::g711;
@@ -70,40 +71,66 @@ pub struct MediaTask {
 struct Codecs {
     up: Upsampler,
     down: Downsampler,
+    opus: Option<OpusCodec>,
 }
 
-fn decode(codec: Codec, payload: &[u8], up: &mut Upsampler) -> Option<Frame> {
-    let mut narrow = [0i16; NARROW_FRAME_SAMPLES];
-    let n = payload.len().min(NARROW_FRAME_SAMPLES);
-    match codec {
-        Codec::Pcmu => g711::ulaw_decode_into(&payload[..n], &mut narrow[..n]),
-        Codec::Pcma => g711::alaw_decode_into(&payload[..n], &mut narrow[..n]),
-        Codec::Opus => return None,
-    };
-    Some(up.process(&narrow))
-}
+impl Codecs {
+    fn new(codec: Codec) -> Codecs {
+        let opus = match codec {
+            Codec::Opus => OpusCodec::new()
+                .map_err(|e| tracing::error!(error = %e, "Opus unavailable"))
+                .ok(),
+            _ => None,
+        };
+        Codecs {
+            up: Upsampler::new(),
+            down: Downsampler::new(),
+            opus,
+        }
+    }
 
-fn encode(
-    codec: Codec,
-    frame: &Frame,
-    down: &mut Downsampler,
-    out: &mut [u8; NARROW_FRAME_SAMPLES],
-) {
-    let narrow = down.process(frame);
-    match codec {
-        Codec::Pcma => g711::alaw_encode_into(&narrow, out),
-        _ => g711::ulaw_encode_into(&narrow, out),
-    };
+    fn decode(&mut self, codec: Codec, payload: &[u8]) -> Option<Frame> {
+        let mut narrow = [0i16; NARROW_FRAME_SAMPLES];
+        let n = payload.len().min(NARROW_FRAME_SAMPLES);
+        match codec {
+            Codec::Pcmu => g711::ulaw_decode_into(&payload[..n], &mut narrow[..n]),
+            Codec::Pcma => g711::alaw_decode_into(&payload[..n], &mut narrow[..n]),
+            Codec::Opus => return self.opus.as_mut()?.decode(payload),
+        };
+        Some(self.up.process(&narrow))
+    }
+
+    /// A frame for a packet that never came.
+    fn conceal(&mut self, codec: Codec) -> Frame {
+        match (codec, self.opus.as_mut()) {
+            (Codec::Opus, Some(o)) => o.conceal(),
+            _ => Frame::SILENCE,
+        }
+    }
+
+    /// Encodes one frame; returns the payload length.
+    fn encode(&mut self, codec: Codec, frame: &Frame, out: &mut [u8; MAX_PACKET]) -> usize {
+        match codec {
+            Codec::Opus => self
+                .opus
+                .as_mut()
+                .map(|o| o.encode(frame, out))
+                .unwrap_or(0),
+            Codec::Pcma => {
+                g711::alaw_encode_into(&self.down.process(frame), &mut out[..NARROW_FRAME_SAMPLES])
+            }
+            Codec::Pcmu => {
+                g711::ulaw_encode_into(&self.down.process(frame), &mut out[..NARROW_FRAME_SAMPLES])
+            }
+        }
+    }
 }
 
 impl MediaTask {
     /// Runs until the call ends; returns the counters.
     pub async fn run(mut self) -> MediaStats {
         let mut stats = MediaStats::default();
-        let mut codecs = Codecs {
-            up: Upsampler::new(),
-            down: Downsampler::new(),
-        };
+        let mut codecs = Codecs::new(self.negotiated.codec);
         let mut jitter = JitterBuffer::new(self.negotiated.codec.clock_rate());
         let mut dtmf = DtmfDecoder::new();
         let mut sender = Sender::new(
@@ -114,7 +141,7 @@ impl MediaTask {
         let mut queue: VecDeque<Out> = VecDeque::new();
         let mut buf = vec![0u8; 2048];
         let mut packet = Vec::with_capacity(256);
-        let mut payload = [0u8; NARROW_FRAME_SAMPLES];
+        let mut payload = [0u8; MAX_PACKET];
         let mut tick = interval_at(
             Instant::now() + Duration::from_millis(20),
             Duration::from_millis(20),
@@ -143,6 +170,8 @@ impl MediaTask {
                         if n.codec != self.negotiated.codec || n.payload_type != self.negotiated.payload_type {
                             sender = Sender::new(n.payload_type, n.codec.samples_per_packet(), self.seed.rotate_left(17));
                             jitter = JitterBuffer::new(n.codec.clock_rate());
+                            codecs = Codecs::new(n.codec);
+                            codecs = Codecs::new(n.codec);
                         }
                         if let (Some(ip), false) = (n.remote_addr, n.on_hold) {
                             self.remote = Some(SocketAddr::new(ip, n.remote_port));
@@ -217,15 +246,16 @@ impl MediaTask {
         sender: &mut Sender,
         queue: &mut VecDeque<Out>,
         packet: &mut Vec<u8>,
-        payload: &mut [u8; NARROW_FRAME_SAMPLES],
+        payload: &mut [u8; MAX_PACKET],
         stats: &mut MediaStats,
     ) {
         // Inbound: one frame per tick keeps the session's clock steady.
         let frame = match jitter.pop() {
-            Playout::Packet { payload, .. } => {
-                decode(self.negotiated.codec, &payload, &mut codecs.up).unwrap_or(Frame::SILENCE)
-            }
-            Playout::Missing | Playout::Buffering => Frame::SILENCE,
+            Playout::Packet { payload, .. } => codecs
+                .decode(self.negotiated.codec, &payload)
+                .unwrap_or(Frame::SILENCE),
+            Playout::Missing => codecs.conceal(self.negotiated.codec),
+            Playout::Buffering => Frame::SILENCE,
         };
         if self.events.try_send(TransportEvent::Audio(frame)).is_err() {
             tracing::warn!(call = %self.call, "session is not keeping up; caller audio frame dropped");
@@ -244,8 +274,11 @@ impl MediaTask {
             return;
         }
         let Some(remote) = self.remote else { return };
-        encode(self.negotiated.codec, &frame, &mut codecs.down, payload);
-        sender.next_packet(&payload[..], speech, packet);
+        let len = codecs.encode(self.negotiated.codec, &frame, payload);
+        if len == 0 {
+            return;
+        }
+        sender.next_packet(&payload[..len], speech, packet);
         if !packet.is_empty() && self.socket.send_to(packet, remote).await.is_ok() {
             stats.packets_out += 1;
         }

@@ -8,6 +8,7 @@ pub mod endpoint;
 pub mod jitter;
 pub mod media;
 pub mod message;
+pub mod opus;
 pub mod register;
 pub mod rtp;
 pub mod sdp;

@@ -2,7 +2,7 @@
 //! (RFC 3264 offer/answer). Pure: text in, text out.
 //!
 //! We answer the first audio stream with the first codec in the caller's order
-//! that we support (PCMU, PCMA; Opus once its media path lands) plus telephone-event at the payload type
+//! that we support (PCMU, PCMA, Opus) plus telephone-event at the payload type
 //! the caller offered; other streams are refused with port 0.
 
 use std::fmt::Write as _;
@@ -276,8 +276,8 @@ pub struct Negotiated {
     pub on_hold: bool,
 }
 
-/// Whether the media path can carry Opus yet; until it can, Opus is not chosen.
-const OPUS_MEDIA: bool = false;
+/// Whether the media path carries Opus (see `opus.rs`).
+const OPUS_MEDIA: bool = true;
 
 fn codec_of(m: &MediaDescription, fmt: &str) -> Option<(Codec, u8)> {
     let pt: u8 = fmt.parse().ok()?;
