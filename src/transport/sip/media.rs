@@ -171,7 +171,6 @@ impl MediaTask {
                             sender = Sender::new(n.payload_type, n.codec.samples_per_packet(), self.seed.rotate_left(17));
                             jitter = JitterBuffer::new(n.codec.clock_rate());
                             codecs = Codecs::new(n.codec);
-                            codecs = Codecs::new(n.codec);
                         }
                         if let (Some(ip), false) = (n.remote_addr, n.on_hold) {
                             self.remote = Some(SocketAddr::new(ip, n.remote_port));
