@@ -241,6 +241,35 @@ pub const KEYS: &[Key] = &[
         "source networks allowed to send SIP",
     ),
     key(
+        "sip.registrar",
+        "SWITCHBOARD_SIP_REGISTRAR",
+        None,
+        "registrar IP:port to register with as an extension",
+    ),
+    key(
+        "sip.domain",
+        "SWITCHBOARD_SIP_DOMAIN",
+        None,
+        "SIP domain of the extension (default: the registrar address)",
+    ),
+    key(
+        "sip.username",
+        "SWITCHBOARD_SIP_USERNAME",
+        None,
+        "extension user name for REGISTER",
+    ),
+    secret(
+        "sip.password",
+        "SWITCHBOARD_SIP_PASSWORD",
+        "extension password (digest authentication)",
+    ),
+    key(
+        "sip.register_expires",
+        "SWITCHBOARD_SIP_REGISTER_EXPIRES",
+        Some("3600"),
+        "requested registration lifetime, seconds",
+    ),
+    key(
         "sip.ring_ms",
         "SWITCHBOARD_SIP_RING_MS",
         Some("500"),
@@ -286,6 +315,17 @@ pub struct SipConfig {
     pub rtp_ports: std::ops::RangeInclusive<u16>,
     pub allow: Vec<IpNet>,
     pub ring: Duration,
+    pub registration: Option<Registrar>,
+}
+
+/// Registering as an extension with a PBX or trunk.
+#[derive(Debug, Clone)]
+pub struct Registrar {
+    pub addr: SocketAddr,
+    pub domain: String,
+    pub username: String,
+    pub password: Secret,
+    pub expires: u32,
 }
 
 /// An IP network in CIDR form.
@@ -785,12 +825,49 @@ fn sip_config(src: &Sources) -> Result<SipConfig, ConfigError> {
         .filter(|s| !s.is_empty())
         .map(|n| n.parse::<IpNet>().map_err(|e| invalid("sip.allow", e)))
         .collect::<Result<Vec<_>, _>>()?;
+    let registration = match src.get("sip.registrar") {
+        None => None,
+        Some(r) => {
+            let addr: SocketAddr = r
+                .parse()
+                .or_else(|_| format!("{r}:5060").parse())
+                .map_err(|_| invalid("sip.registrar", format!("`{r}` is not an IP address with an optional port (host names are not resolved)")))?;
+            let username = src
+                .get("sip.username")
+                .ok_or_else(|| invalid("sip.username", "required when sip.registrar is set"))?
+                .to_string();
+            let password =
+                Secret::new(src.get("sip.password").ok_or_else(|| {
+                    invalid("sip.password", "required when sip.registrar is set")
+                })?);
+            let expires: u32 = parse(src, "sip.register_expires", "a whole number of seconds")?
+                .expect("has a default");
+            if !(60..=86_400).contains(&expires) {
+                return Err(invalid(
+                    "sip.register_expires",
+                    format!("{expires} s is outside 60..=86400"),
+                ));
+            }
+            let domain = src
+                .get("sip.domain")
+                .map(str::to_string)
+                .unwrap_or_else(|| addr.ip().to_string());
+            Some(Registrar {
+                addr,
+                domain,
+                username,
+                password,
+                expires,
+            })
+        }
+    };
     Ok(SipConfig {
         addr,
         rtp_addr,
         rtp_ports: lo..=hi,
         allow,
         ring: millis(src, "sip.ring_ms", 0, 60_000)?,
+        registration,
     })
 }
 
@@ -933,6 +1010,30 @@ mod tests {
             .parse::<IpNet>()
             .unwrap()
             .contains("10.1.200.3".parse().unwrap()));
+        let src = Sources::load(None, env(&[("SWITCHBOARD_SIP_REGISTRAR", "127.0.0.1")])).unwrap();
+        assert!(Config::from_sources(&src)
+            .unwrap_err()
+            .to_string()
+            .contains("sip.username"));
+        let src = Sources::load(
+            None,
+            env(&[
+                ("SWITCHBOARD_SIP_REGISTRAR", "127.0.0.1"),
+                ("SWITCHBOARD_SIP_USERNAME", "1001"),
+                ("SWITCHBOARD_SIP_PASSWORD", "pw"),
+            ]),
+        )
+        .unwrap();
+        let reg = Config::from_sources(&src)
+            .unwrap()
+            .sip
+            .registration
+            .unwrap();
+        assert_eq!(
+            (reg.addr.port(), reg.domain.as_str(), reg.expires),
+            (5060, "127.0.0.1", 3600)
+        );
+        assert!(!format!("{reg:?}").contains("pw\""));
     }
 
     #[test]

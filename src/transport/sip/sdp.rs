@@ -276,13 +276,20 @@ pub struct Negotiated {
     pub on_hold: bool,
 }
 
+/// Whether the media path carries Opus (see `opus.rs`).
+const OPUS_MEDIA: bool = true;
+
 fn codec_of(m: &MediaDescription, fmt: &str) -> Option<(Codec, u8)> {
     let pt: u8 = fmt.parse().ok()?;
     let map = m.rtpmaps.iter().find(|r| r.payload_type == pt);
     let codec = match map {
         Some(r) if r.encoding.eq_ignore_ascii_case("PCMU") && r.clock_rate == 8000 => Codec::Pcmu,
         Some(r) if r.encoding.eq_ignore_ascii_case("PCMA") && r.clock_rate == 8000 => Codec::Pcma,
-        Some(r) if r.encoding.eq_ignore_ascii_case("opus") && r.clock_rate == 48000 => Codec::Opus,
+        Some(r)
+            if r.encoding.eq_ignore_ascii_case("opus") && r.clock_rate == 48000 && OPUS_MEDIA =>
+        {
+            Codec::Opus
+        }
         Some(_) => return None,
         // Static payload types need no rtpmap (RFC 3551).
         None if pt == 0 => Codec::Pcmu,
@@ -443,7 +450,12 @@ m=video 51372 RTP/AVP 31\r\na=rtpmap:31 H261/90000\r\n";
         assert_eq!(negotiate(&o).unwrap().1.codec, Codec::Pcmu);
         let o = SessionDescription::parse("v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 4000 RTP/AVP 111 0\r\na=rtpmap:111 opus/48000/2\r\n").unwrap();
         let n = negotiate(&o).unwrap().1;
-        assert_eq!((n.codec, n.payload_type), (Codec::Opus, 111));
+        let expected = if OPUS_MEDIA {
+            (Codec::Opus, 111)
+        } else {
+            (Codec::Pcmu, 0)
+        };
+        assert_eq!((n.codec, n.payload_type), expected);
     }
 
     #[test]
