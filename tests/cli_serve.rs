@@ -35,11 +35,24 @@ fn text(b: &[u8]) -> String {
 #[test]
 fn a_bad_value_stops_start_up_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
-    for args in [&["serve"][..], &[][..], &["check-config"][..], &["migrate"][..]] {
-        let out = switchboard(dir.path(), args, &[("SWITCHBOARD_HTTP_ADDR", "localhost-ish")], "");
+    for args in [
+        &["serve"][..],
+        &[][..],
+        &["check-config"][..],
+        &["migrate"][..],
+    ] {
+        let out = switchboard(
+            dir.path(),
+            args,
+            &[("SWITCHBOARD_HTTP_ADDR", "localhost-ish")],
+            "",
+        );
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = text(&out.stderr);
-        assert!(err.contains("`http_addr`") && err.contains("SWITCHBOARD_HTTP_ADDR"), "{err}");
+        assert!(
+            err.contains("`http_addr`") && err.contains("SWITCHBOARD_HTTP_ADDR"),
+            "{err}"
+        );
     }
     let out = switchboard(dir.path(), &[], &[("SWITCHBOARD_LOG_FORMAT", "xml")], "");
     assert_eq!(out.status.code(), Some(2));
@@ -49,13 +62,24 @@ fn a_bad_value_stops_start_up_naming_the_key() {
 #[test]
 fn check_config_prints_effective_values_with_secrets_redacted() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("switchboard.toml"), "[business]\nname = \"Acme Plumbing\"\n").unwrap();
-    let out = switchboard(dir.path(), &["check-config"], &[("SWITCHBOARD_API_TOKEN", "s3cret-token")], "");
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        "[business]\nname = \"Acme Plumbing\"\n",
+    )
+    .unwrap();
+    let out = switchboard(
+        dir.path(),
+        &["check-config"],
+        &[("SWITCHBOARD_API_TOKEN", "s3cret-token")],
+        "",
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let shown = text(&out.stdout);
     assert!(shown.contains("\"Acme Plumbing\""), "{shown}");
     assert!(!shown.contains("s3cret-token"));
-    assert!(shown.lines().any(|l| l.starts_with("api_token") && l.contains("[redacted]")));
+    assert!(shown
+        .lines()
+        .any(|l| l.starts_with("api_token") && l.contains("[redacted]")));
 }
 
 #[test]
@@ -63,12 +87,33 @@ fn user_add_and_token_create_write_usable_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let out = switchboard(
         dir.path(),
-        &["user", "add", "--email", "Ops@Example.org", "--role", "agent", "--password-stdin"],
+        &[
+            "user",
+            "add",
+            "--email",
+            "Ops@Example.org",
+            "--role",
+            "agent",
+            "--password-stdin",
+        ],
         &[],
         "a long password\n",
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = switchboard(dir.path(), &["user", "add", "--email", "x@example.org", "--role", "admin", "--password-stdin"], &[], "short\n");
+    let out = switchboard(
+        dir.path(),
+        &[
+            "user",
+            "add",
+            "--email",
+            "x@example.org",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        &[],
+        "short\n",
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("at least 8"));
 
@@ -80,11 +125,23 @@ fn user_add_and_token_create_write_usable_credentials() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let url = format!("sqlite://{}", dir.path().join("cli.db").display());
-        let store = switchboard::store::Store::open(&url, switchboard::events::Bus::new(), "n").await.unwrap();
-        let user = store.user_by_email("ops@example.org").await.unwrap().expect("user stored");
-        assert!(switchboard::web::auth::verify_password("a long password", &user.password_hash));
+        let store = switchboard::store::Store::open(&url, switchboard::events::Bus::new(), "n")
+            .await
+            .unwrap();
+        let user = store
+            .user_by_email("ops@example.org")
+            .await
+            .unwrap()
+            .expect("user stored");
+        assert!(switchboard::web::auth::verify_password(
+            "a long password",
+            &user.password_hash
+        ));
         let hash = switchboard::web::auth::token_hash(&token);
-        assert_eq!(store.api_token_by_hash(&hash).await.unwrap().unwrap().name, "ci");
+        assert_eq!(
+            store.api_token_by_hash(&hash).await.unwrap().unwrap().name,
+            "ci"
+        );
     });
 }
 

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use futures::StreamExt;
+use support::{app, body_json, body_text};
 use switchboard::domain::TaskStatus;
 use switchboard::store::TaskFields;
-use support::{app, body_json, body_text};
 
 #[tokio::test]
 async fn healthz_and_readyz_answer() {
@@ -30,7 +30,13 @@ async fn readyz_is_503_with_a_reason_when_the_database_is_gone() {
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     let v = body_json(resp).await;
     assert_eq!(v["status"], "unavailable");
-    assert!(v["reason"].as_str().unwrap().contains("database unreachable"), "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains("database unreachable"),
+        "{v}"
+    );
     // Liveness does not depend on the database.
     assert_eq!(t.get("/healthz", None).await.status(), StatusCode::OK);
 }
@@ -51,20 +57,46 @@ async fn metrics_count_requests_by_route_and_tasks_by_status() {
         t.get("/healthz", None).await;
     }
     t.get("/api/v1/tasks/T-1001", None).await;
-    let fields = TaskFields { issue: Some("x".into()), ..Default::default() };
-    let task = t.store.create_task(None, fields.clone(), "system").await.unwrap();
+    let fields = TaskFields {
+        issue: Some("x".into()),
+        ..Default::default()
+    };
+    let task = t
+        .store
+        .create_task(None, fields.clone(), "system")
+        .await
+        .unwrap();
     t.store.create_task(None, fields, "system").await.unwrap();
-    t.store.transition_task(&task.reference, TaskStatus::Escalated, "system", None).await.unwrap();
-    t.state.metrics().calls_active().fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    t.store
+        .transition_task(&task.reference, TaskStatus::Escalated, "system", None)
+        .await
+        .unwrap();
+    t.state
+        .metrics()
+        .calls_active()
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 
     let resp = t.get("/metrics", None).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
     let text = body_text(resp).await;
-    assert!(text.contains("switchboard_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 3"), "{text}");
+    assert!(
+        text.contains(
+            "switchboard_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 3"
+        ),
+        "{text}"
+    );
     // The route label is the pattern, not the raw path.
-    assert!(text.contains("route=\"/api/v1/tasks/{reference}\",status=\"401\"} 1"), "{text}");
-    assert!(text.contains("switchboard_http_request_duration_seconds_count{method=\"GET\",route=\"/healthz\"} 3"));
+    assert!(
+        text.contains("route=\"/api/v1/tasks/{reference}\",status=\"401\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains(
+        "switchboard_http_request_duration_seconds_count{method=\"GET\",route=\"/healthz\"} 3"
+    ));
     assert!(text.contains("switchboard_tasks{status=\"new\"} 1"));
     assert!(text.contains("switchboard_tasks{status=\"escalated\"} 1"));
     assert!(text.contains("switchboard_tasks{status=\"closed\"} 0"));
@@ -81,7 +113,7 @@ async fn run_serves_then_drains_and_returns_on_shutdown() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(switchboard::run(config, listener, async {
+    let server = tokio::spawn(switchboard::run(config, listener, async move {
         let _ = stop_rx.await;
     }));
 

@@ -173,9 +173,13 @@ async fn create(
         summary: body.summary,
     };
     let store = state.store();
-    let mut task = store.create_task(body.call_id, fields, &caller.actor).await?;
+    let mut task = store
+        .create_task(body.call_id, fields, &caller.actor)
+        .await?;
     if let Some(a) = body.assignee.as_deref().filter(|a| !a.trim().is_empty()) {
-        task = store.assign_task(&task.reference, Some(a), &caller.actor).await?;
+        task = store
+            .assign_task(&task.reference, Some(a), &caller.actor)
+            .await?;
     }
     let location = format!("/api/v1/tasks/{}", task.reference);
     Ok((
@@ -215,7 +219,11 @@ async fn edit(
         confidence: body.confidence,
         summary: body.summary,
     };
-    let note = body.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let note = body
+        .note
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty());
     let mut task = store
         .update_task_fields(&reference, &patch, &caller.actor, note)
         .await?;
@@ -245,7 +253,11 @@ async fn transition(
         .trim()
         .parse()
         .map_err(|e: String| ApiError(WebError::Unprocessable(e)))?;
-    let note = body.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let note = body
+        .note
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty());
     let task = state
         .store()
         .transition_task(&reference, to, &caller.actor, note)
@@ -287,7 +299,11 @@ mod tests {
             status: Some("done".into()),
             ..Default::default()
         };
-        assert!(bad.to_filter().unwrap_err().to_string().contains("`status`"));
+        assert!(bad
+            .to_filter()
+            .unwrap_err()
+            .to_string()
+            .contains("`status`"));
         let bad = TaskQuery {
             limit: Some(0),
             ..Default::default()

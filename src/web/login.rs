@@ -107,9 +107,9 @@ async fn submit(
 ) -> Response {
     use subtle::ConstantTimeEq;
     let cookie_token = jar.get(CSRF_COOKIE).map(|c| c.value().to_string());
-    let Some(csrf) = cookie_token.filter(|c| {
-        !c.is_empty() && bool::from(c.as_bytes().ct_eq(creds._csrf.as_bytes()))
-    }) else {
+    let Some(csrf) = cookie_token
+        .filter(|c| !c.is_empty() && bool::from(c.as_bytes().ct_eq(creds._csrf.as_bytes())))
+    else {
         return WebError::Forbidden(
             "the sign-in form expired or came from elsewhere; reload the page and try again".into(),
         )
@@ -119,7 +119,12 @@ async fn submit(
     if !state.throttle().allowed(&key, Instant::now()) {
         tracing::warn!(%addr, email = %creds.email, "sign-in throttled");
         let msg = "Too many failed sign-ins for this account from your address. Wait a minute and try again.";
-        return page(StatusCode::TOO_MANY_REQUESTS, &csrf, &creds.email, Some(msg));
+        return page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &csrf,
+            &creds.email,
+            Some(msg),
+        );
     }
     match check_credentials(&state, &creds.email, &creds.password).await {
         Ok(Some(user_id)) => {

@@ -94,7 +94,12 @@ impl Metrics {
             (s.requests.clone(), s.latency.clone())
         };
         let mut out = String::new();
-        header(&mut out, "switchboard_http_requests_total", "counter", "HTTP requests served.");
+        header(
+            &mut out,
+            "switchboard_http_requests_total",
+            "counter",
+            "HTTP requests served.",
+        );
         for ((m, r, st), n) in &requests {
             let _ = writeln!(
                 out,
@@ -116,7 +121,12 @@ impl Metrics {
         for (status, n) in tasks {
             let _ = writeln!(out, "switchboard_tasks{{status=\"{status}\"}} {n}");
         }
-        header(&mut out, "switchboard_calls_active", "gauge", "Calls in progress on this node.");
+        header(
+            &mut out,
+            "switchboard_calls_active",
+            "gauge",
+            "Calls in progress on this node.",
+        );
         let _ = writeln!(
             out,
             "switchboard_calls_active {}",
@@ -146,7 +156,11 @@ fn render_histogram(out: &mut String, m: &str, r: &str, h: &Histogram) {
         h.count
     );
     let _ = writeln!(out, "{name}_sum{{method=\"{m}\",route=\"{r}\"}} {}", h.sum);
-    let _ = writeln!(out, "{name}_count{{method=\"{m}\",route=\"{r}\"}} {}", h.count);
+    let _ = writeln!(
+        out,
+        "{name}_count{{method=\"{m}\",route=\"{r}\"}} {}",
+        h.count
+    );
 }
 
 /// Label values escaped as the text format requires.

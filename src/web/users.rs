@@ -116,7 +116,14 @@ async fn create(
         _ => None,
     };
     if let Some(msg) = problem {
-        return render(&state, &admin, StatusCode::UNPROCESSABLE_ENTITY, Some(msg), None).await;
+        return render(
+            &state,
+            &admin,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(msg),
+            None,
+        )
+        .await;
     }
     let role = Role::parse(&form.role).unwrap_or(Role::Agent);
     let password = form.password.clone();

@@ -73,10 +73,8 @@ impl TestApp {
         fields: &[(&str, &str)],
     ) -> Response<Body> {
         let body = serde_urlencoded::to_string(fields).unwrap();
-        let mut req = Request::post(uri).header(
-            header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        );
+        let mut req =
+            Request::post(uri).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
         if let Some(c) = cookie {
             req = req.header(header::COOKIE, c);
         }
@@ -126,7 +124,10 @@ impl TestApp {
         assert_eq!(resp.status(), StatusCode::OK);
         let token = cookie_value(&resp, "sb_csrf").expect("sb_csrf cookie");
         let html = body_text(resp).await;
-        assert!(html.contains(&format!("value=\"{token}\"")), "form carries the token");
+        assert!(
+            html.contains(&format!("value=\"{token}\"")),
+            "form carries the token"
+        );
         token
     }
 
