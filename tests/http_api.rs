@@ -112,6 +112,18 @@ async fn create_validates_category_urgency_and_fields() {
     ] {
         assert!(task.get(key).is_some(), "field {key} present");
     }
+    let uri = format!("/api/v1/tasks/{}", task["reference"].as_str().unwrap());
+    let fetched = body_json(t.api("GET", &uri, Some(&tok), None).await).await;
+    assert_eq!(fetched, task, "GET returns what POST created");
+    let resp = t
+        .api("GET", "/api/v1/tasks/T-424242", Some(&tok), None)
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_error(
+        &body_json(resp).await,
+        "not_found",
+        "task T-424242 not found",
+    );
 
     let cases = [
         (
