@@ -154,3 +154,82 @@ fn unwired_commands_exit_2_and_say_so() {
         assert!(text(&out.stderr).contains("not available in this build"));
     }
 }
+
+/// Starts `serve` on a free port, waits for it to listen, sends SIGTERM, and
+/// returns the exit code and every log line (JSON).
+#[cfg(unix)]
+fn serve_until_sigterm(dir: &std::path::Path) -> (Option<i32>, Vec<serde_json::Value>) {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+    let db = format!("sqlite://{}", dir.join("cli.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("serve")
+        .current_dir(dir)
+        .env_clear()
+        .env("SWITCHBOARD_DATABASE_URL", db)
+        .env("SWITCHBOARD_HTTP_ADDR", "127.0.0.1:0")
+        .env("SWITCHBOARD_LOG_FORMAT", "json")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut lines = Vec::new();
+    loop {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(wait)
+            .expect("server logs `serving HTTP` in time");
+        let listening = line.contains("serving HTTP");
+        lines.push(line);
+        if listening {
+            break;
+        }
+    }
+    let kill = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    lines.extend(rx.try_iter());
+    let json = lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"))
+        })
+        .collect();
+    (status.code(), json)
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_prints_the_first_admin_password_once_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, logs) = serve_until_sigterm(dir.path());
+    assert_eq!(code, Some(0), "{logs:?}");
+    let with_password: Vec<_> = logs
+        .iter()
+        .filter(|l| l.get("password").is_some())
+        .collect();
+    assert_eq!(with_password.len(), 1, "{logs:?}");
+    assert_eq!(with_password[0]["email"], "admin");
+    assert!(logs.iter().any(|l| l["message"] == "stopped"), "{logs:?}");
+
+    let (code, logs) = serve_until_sigterm(dir.path());
+    assert_eq!(code, Some(0));
+    assert!(
+        logs.iter().all(|l| l.get("password").is_none()),
+        "never again: {logs:?}"
+    );
+}
