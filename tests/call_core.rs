@@ -323,5 +323,8 @@ fn after_greeting(config: CallConfig) -> Driver {
     d
 }
 
-#[path = "call_core/cases.rs"]
-mod cases;
+#[path = "call_core/timing.rs"]
+mod timing;
+
+#[path = "call_core/policy.rs"]
+mod policy;

@@ -53,7 +53,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::CallTuning;
+use crate::config::{CallTuning, Config};
 use crate::domain::{Conversation, Extraction, Speaker};
 use crate::providers::{ProviderError, SttEvent};
 
@@ -87,6 +87,24 @@ pub struct CallConfig {
 }
 
 impl CallConfig {
+    /// An inbound call under the server's configuration, started now (`at`).
+    pub fn inbound(
+        config: &Config,
+        caller_number: Option<String>,
+        can_transfer: bool,
+        at: DateTime<Utc>,
+    ) -> CallConfig {
+        CallConfig {
+            tuning: config.call.clone(),
+            business_name: config.business.name.clone(),
+            greeting: config.business.greeting.clone(),
+            caller_number,
+            can_transfer,
+            opening: None,
+            started_at_utc: Some(at),
+        }
+    }
+
     /// A configuration with default tuning, as tests and simulations use it.
     pub fn new(business_name: impl Into<String>, greeting: impl Into<String>) -> CallConfig {
         CallConfig {
