@@ -272,3 +272,28 @@ fn a_dialogue_model_reply_is_preferred() {
         "the reply is not a stored detail"
     );
 }
+
+#[test]
+fn an_inbound_call_uses_the_server_config_and_stamps_wall_time() {
+    let server = switchboard::config::Config::defaults();
+    let start = chrono::Utc::now();
+    let c = CallConfig::inbound(&server, Some("+15551234567".into()), true, start);
+    assert!(c.can_transfer);
+    let mut d = after_greeting(c);
+    assert!(d.says()[0].2.contains(&server.business.name));
+    d.caller_turn("my sink is leaking");
+    let (at, _, conv) = d.extract_requests().pop().expect("extraction asked");
+    let elapsed = conv.now.expect("wall time") - start;
+    assert_eq!(elapsed.num_milliseconds() as u64, at);
+}
+
+#[test]
+fn an_outbound_callback_opens_with_its_context() {
+    let mut c = config();
+    c.opening = Some("your plumbing request T-1042".into());
+    let d = Driver::new(c);
+    assert_eq!(
+        d.says()[0].2,
+        "Hello, this is Acme Plumbing calling you back about your plumbing request T-1042. How can I help?"
+    );
+}
