@@ -3,6 +3,7 @@
 //! whether they are worth retrying. Retry and fallback are adapters here, not
 //! `if`s in the session.
 
+pub mod intent;
 pub mod stt;
 pub mod tts;
 

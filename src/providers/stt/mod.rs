@@ -2,4 +2,3 @@
 //! (whisper.cpp through `whisper-rs`) run on each VAD-ended utterance.
 
 pub mod offline;
-mod segment;

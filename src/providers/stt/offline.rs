@@ -21,7 +21,7 @@ use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
-use super::segment::{SegmentEvent, Segmenter};
+use crate::audio::segment::{Segmenter, SegmenterConfig};
 use crate::audio::{Frame, SAMPLE_RATE};
 use crate::providers::{ProviderError, SttEvent, SttProvider, SttStream};
 
@@ -268,25 +268,20 @@ async fn segment_audio(
     events: mpsc::Sender<SttEvent>,
     utterances: mpsc::Sender<Vec<i16>>,
 ) {
-    let mut seg = Segmenter::new();
+    let mut seg = Segmenter::new(SegmenterConfig::default());
     while let Some(frame) = audio.recv().await {
-        let event = seg.push(&frame);
-        if !forward(event, &events, &utterances).await {
+        let utterance = seg.push(&frame);
+        if seg.last_decision().started && events.send(SttEvent::SpeechStarted).await.is_err() {
             return;
         }
+        if let Some(pcm) = utterance {
+            if utterances.send(pcm).await.is_err() {
+                return;
+            }
+        }
     }
-    let _ = forward(seg.finish(), &events, &utterances).await;
-}
-
-async fn forward(
-    event: Option<SegmentEvent>,
-    events: &mpsc::Sender<SttEvent>,
-    utterances: &mpsc::Sender<Vec<i16>>,
-) -> bool {
-    match event {
-        Some(SegmentEvent::SpeechStarted) => events.send(SttEvent::SpeechStarted).await.is_ok(),
-        Some(SegmentEvent::Utterance(pcm)) => utterances.send(pcm).await.is_ok(),
-        None => true,
+    if let Some(pcm) = seg.flush() {
+        let _ = utterances.send(pcm).await;
     }
 }
 

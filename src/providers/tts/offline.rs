@@ -8,6 +8,7 @@
 use tokio::sync::mpsc;
 
 use super::flite;
+use crate::audio::resample::resample_to_16k;
 use crate::audio::{Frame, FRAME_SAMPLES, SAMPLE_RATE};
 use crate::providers::{ProviderError, TtsProvider};
 
@@ -54,7 +55,13 @@ async fn speak(sentences: Vec<String>, tx: mpsc::Sender<Result<Frame, ProviderEr
         }
         let wave = tokio::task::spawn_blocking(move || flite::synthesize(&sentence)).await;
         let samples = match wave {
-            Ok(Ok(w)) => to_internal_rate(&w.samples, w.sample_rate),
+            Ok(Ok(w)) => match to_internal_rate(&w.samples, w.sample_rate) {
+                Ok(pcm) => pcm,
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            },
             Ok(Err(e)) => {
                 let _ = tx
                     .send(Err(ProviderError::fatal(ENGINE, e.to_string())))
@@ -114,25 +121,14 @@ fn push_trimmed(out: &mut Vec<String>, current: &mut String) {
     current.clear();
 }
 
-/// Brings a voice's output to the internal rate. slt is already 16 kHz; any
-/// other rate is interpolated linearly (adequate for speech from a voice
-/// whose own band is narrow, and never on the path with the default voice).
-fn to_internal_rate(samples: &[i16], rate: u32) -> Vec<i16> {
-    if rate == SAMPLE_RATE || samples.is_empty() {
-        return samples.to_vec();
+/// Brings a voice's output to the internal rate. slt is already 16 kHz;
+/// another voice goes through the band-limited resampler.
+fn to_internal_rate(samples: &[i16], rate: u32) -> Result<Vec<i16>, ProviderError> {
+    if rate == SAMPLE_RATE {
+        return Ok(samples.to_vec());
     }
-    let step = f64::from(rate) / f64::from(SAMPLE_RATE);
-    let out_len = (samples.len() as f64 / step).floor() as usize;
-    (0..out_len)
-        .map(|i| {
-            let pos = i as f64 * step;
-            let k = pos.floor() as usize;
-            let frac = pos - k as f64;
-            let a = f64::from(samples[k.min(samples.len() - 1)]);
-            let b = f64::from(samples[(k + 1).min(samples.len() - 1)]);
-            (a + (b - a) * frac).round() as i16
-        })
-        .collect()
+    resample_to_16k(samples, rate)
+        .map_err(|e| ProviderError::fatal(ENGINE, format!("voice at {rate} Hz: {e}")))
 }
 
 #[cfg(test)]
@@ -168,10 +164,9 @@ mod tests {
     #[test]
     fn other_rates_are_resampled_to_16k() {
         let s8: Vec<i16> = (0..800).map(|i| ((i % 8) * 100) as i16).collect();
-        let up = to_internal_rate(&s8, 8_000);
-        assert_eq!(up.len(), 1600);
-        assert_eq!((up[0], up[1], up[2]), (0, 50, 100));
-        assert_eq!(to_internal_rate(&s8, 16_000), s8);
+        assert_eq!(to_internal_rate(&s8, 8_000).map(|v| v.len()), Ok(1600));
+        assert_eq!(to_internal_rate(&s8, 16_000), Ok(s8.clone()));
+        assert!(to_internal_rate(&s8, 0).is_err());
     }
 
     #[tokio::test]
