@@ -31,6 +31,9 @@ const MIN_SAMPLES: usize = SAMPLE_RATE as usize / 5;
 /// Whisper sees at most 30 s at once; longer input is cut.
 const MAX_SAMPLES: usize = SAMPLE_RATE as usize * 30;
 
+/// Tokens decoded per utterance at most (15 s of fast speech is ~80).
+const MAX_TOKENS: i32 = 160;
+
 /// One recognised utterance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transcript {
@@ -166,6 +169,8 @@ impl WhisperEngine {
         // than the occasional rescue a temperature fallback gives.
         params.set_temperature(0.0);
         params.set_temperature_inc(0.0);
+        // Bounds a runaway repetition loop; a phone utterance is far shorter.
+        params.set_max_tokens(MAX_TOKENS);
         params.set_print_progress(false);
         params.set_print_realtime(false);
         params.set_print_special(false);
