@@ -9,6 +9,7 @@ pub mod call;
 pub mod config;
 pub mod domain;
 pub mod events;
+pub mod models;
 pub mod providers;
 pub mod session;
 pub mod store;
