@@ -13,5 +13,8 @@ use axum::Router;
 
 /// The complete HTTP application.
 pub fn router(state: AppState) -> Router {
-    Router::new().merge(auth::routes()).with_state(state)
+    Router::new()
+        .merge(auth::routes())
+        .merge(crate::transport::twilio::routes())
+        .with_state(state)
 }
