@@ -3,6 +3,8 @@
 //! whether they are worth retrying. Retry and fallback are adapters here, not
 //! `if`s in the session.
 
+pub mod intent;
+
 use std::future::Future;
 use std::pin::Pin;
 

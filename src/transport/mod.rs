@@ -7,6 +7,7 @@
 //! outbound audio happen only inside an adapter, once. The session above sees
 //! nothing but internal frames and never touches a socket.
 
+pub mod sip;
 pub mod twilio;
 
 use std::collections::BTreeMap;
