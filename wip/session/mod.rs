@@ -78,12 +78,27 @@ fn transfer_target(config: &Config, info: &LegInfo) -> Option<String> {
 }
 
 fn call_config(config: &Config, info: &LegInfo, can_transfer: bool) -> CallConfig {
-    let mut cc = CallConfig::new(config.business.name.clone(), config.business.greeting.clone());
-    cc.tuning = config.call.clone();
-    cc.caller_number = Some(info.from.clone()).filter(|n| !n.is_empty());
-    cc.can_transfer = can_transfer;
-    cc.started_at_utc = Some(Utc::now());
-    cc
+    let caller = Some(info.from.clone()).filter(|n| !n.is_empty());
+    CallConfig::inbound(config, caller, can_transfer, Utc::now())
+}
+
+/// The embedded engines: Whisper (fetched and converted on first use),
+/// flite and the rules extractor. Loading the model takes a moment; build
+/// them once per process.
+pub fn offline_engines(config: &Config) -> anyhow::Result<Engines> {
+    use anyhow::Context as _;
+    let model = crate::models::fetch(&config.stt.whisper_model)
+        .with_context(|| format!("preparing {}", config.stt.whisper_model.display()))?;
+    let whisper = crate::providers::stt::offline::WhisperEngine::load(&model, config.stt.threads)
+        .context("loading the Whisper model")?;
+    Ok(Engines {
+        stt: Arc::new(crate::providers::stt::offline::OfflineStt::new(Arc::new(whisper))),
+        tts: Arc::new(crate::providers::tts::offline::OfflineTts::new()),
+        extractor: Arc::new(crate::providers::intent::rules::RulesExtractor::new(
+            config.business.categories.clone(),
+            config.business.timezone,
+        )),
+    })
 }
 
 /// Runs one call to its end. Fails only when the call cannot be admitted or
