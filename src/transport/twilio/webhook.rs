@@ -21,9 +21,12 @@ use chrono::Utc;
 use futures::{SinkExt, StreamExt};
 
 use super::media::{self, MediaOptions};
+use super::rest::RestClient;
 use super::signature;
 use super::token;
+use super::token::TokenKey;
 use super::twiml;
+use crate::config::Config;
 use crate::providers::BoxFuture;
 use crate::transport::CallLeg;
 use crate::web::AppState;
@@ -44,6 +47,20 @@ pub trait CallHost: Send + Sync + 'static {
 pub struct TwilioRuntime {
     pub media: MediaOptions,
     pub host: Arc<dyn CallHost>,
+}
+
+impl TwilioRuntime {
+    /// The runtime for this configuration: the media token key derived from
+    /// its secrets and, when credentials are set, the REST client transfers use.
+    pub fn new(config: &Config, host: Arc<dyn CallHost>) -> TwilioRuntime {
+        TwilioRuntime {
+            media: MediaOptions::new(
+                TokenKey::derive(config),
+                RestClient::from_config(&config.twilio),
+            ),
+            host,
+        }
+    }
 }
 
 /// `POST /twilio/voice`, `POST /twilio/status`, `GET /twilio/media`.
