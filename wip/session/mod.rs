@@ -19,6 +19,8 @@ mod driver;
 pub mod registry;
 pub mod simulate;
 mod speech;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

@@ -109,7 +109,8 @@ impl<'a> Driver<'a> {
         self.speech_tx = speech_tx;
         self.extract_tx = extract_tx;
         let mut stt_events = self.open_stt();
-        let hard_cap = tokio::time::Instant::from_std(self.started + self.max_duration + HARD_CAP_SLACK);
+        let hard_cap =
+            tokio::time::Instant::from_std(self.started + self.max_duration + HARD_CAP_SLACK);
 
         loop {
             let deadline = self.drain().await;
@@ -151,7 +152,11 @@ impl<'a> Driver<'a> {
             task.abort();
         }
         if self.dropped_stt_frames > 0 {
-            tracing::warn!(call_id = self.call_id, frames = self.dropped_stt_frames, "STT fell behind; frames dropped");
+            tracing::warn!(
+                call_id = self.call_id,
+                frames = self.dropped_stt_frames,
+                "STT fell behind; frames dropped"
+            );
         }
         // Dropping the command sender closes the leg.
         self.commands = None;
@@ -254,14 +259,20 @@ impl<'a> Driver<'a> {
         let current = self.speaking.as_ref().map(|(id, _)| *id);
         let (id, cmd) = match msg {
             SpeechMsg::Frame(id, f) => (id, TransportCommand::Play(f)),
-            SpeechMsg::SentenceEnd(id, i) => (id, TransportCommand::Mark(speech::sentence_mark(id, i))),
+            SpeechMsg::SentenceEnd(id, i) => {
+                (id, TransportCommand::Mark(speech::sentence_mark(id, i)))
+            }
             SpeechMsg::End(id) => (id, TransportCommand::Mark(speech::end_mark(id))),
             SpeechMsg::Failed(id, error) => {
                 if current != Some(id) {
                     return None;
                 }
                 self.speaking = None;
-                return Some(Input::SpeechFailed { at: now(), utterance: id, error });
+                return Some(Input::SpeechFailed {
+                    at: now(),
+                    utterance: id,
+                    error,
+                });
             }
         };
         if current == Some(id) {
@@ -279,10 +290,21 @@ impl<'a> Driver<'a> {
 
     async fn execute(&mut self, out: Output) {
         match out {
-            Output::Say { utterance, sentences, .. } => self.on_say(utterance, sentences),
+            Output::Say {
+                utterance,
+                sentences,
+                ..
+            } => self.on_say(utterance, sentences),
             Output::StopSpeaking { utterance } => self.on_stop_speaking(utterance).await,
             Output::ExtractIntent { turn, conversation } => self.on_extract(turn, conversation),
-            Output::Transcript { speaker, text, heard_chars, confidence, start_ms, end_ms } => {
+            Output::Transcript {
+                speaker,
+                text,
+                heard_chars,
+                confidence,
+                start_ms,
+                end_ms,
+            } => {
                 let turn = NewTurn {
                     speaker,
                     text,
@@ -294,11 +316,18 @@ impl<'a> Driver<'a> {
                 self.on_transcript(turn).await
             }
             Output::SaveTask { extraction } => self.on_save_task(extraction).await,
-            Output::Escalate { reason, summary } => self.on_escalate(reason.as_str(), summary).await,
+            Output::Escalate { reason, summary } => {
+                self.on_escalate(reason.as_str(), summary).await
+            }
             Output::Transfer => self.on_transfer().await,
             Output::Hangup { reason } => self.on_hangup(reason).await,
             Output::Event { kind, detail } => {
-                if let Err(e) = self.deps.store.append_call_event(self.call_id, Utc::now(), kind, &detail).await {
+                if let Err(e) = self
+                    .deps
+                    .store
+                    .append_call_event(self.call_id, Utc::now(), kind, &detail)
+                    .await
+                {
                     tracing::warn!(call_id = self.call_id, error = %e, "could not record call event");
                 }
             }
@@ -336,7 +365,12 @@ impl<'a> Driver<'a> {
     }
 
     async fn on_transcript(&mut self, turn: NewTurn) {
-        if let Err(e) = self.deps.store.append_turn(self.call_id, Utc::now(), turn).await {
+        if let Err(e) = self
+            .deps
+            .store
+            .append_turn(self.call_id, Utc::now(), turn)
+            .await
+        {
             tracing::warn!(call_id = self.call_id, error = %e, "could not store a transcript line");
         }
     }
@@ -350,7 +384,10 @@ impl<'a> Driver<'a> {
             requested_at: x.requested_at,
             urgency: x.urgency,
             caller_name: x.caller_name.clone(),
-            caller_number: x.callback_number.clone().or_else(|| self.caller_number.clone()),
+            caller_number: x
+                .callback_number
+                .clone()
+                .or_else(|| self.caller_number.clone()),
             confidence: Some(x.confidence.clamp(0.0, 1.0)),
             summary: None,
         }
@@ -361,16 +398,24 @@ impl<'a> Driver<'a> {
         let store = &self.deps.store;
         match &self.task_ref {
             Some(reference) => {
-                if let Err(e) = store.update_task_fields(reference, &fields, ACTOR, None).await {
+                if let Err(e) = store
+                    .update_task_fields(reference, &fields, ACTOR, None)
+                    .await
+                {
                     tracing::warn!(call_id = self.call_id, error = %e, "could not update the task");
                 }
             }
             None => match store.create_task(Some(self.call_id), fields, ACTOR).await {
                 Ok(task) => {
                     self.task_ref = Some(task.reference.clone());
-                    self.pending.push_back(Input::TaskSaved { at: now(), reference: task.reference });
+                    self.pending.push_back(Input::TaskSaved {
+                        at: now(),
+                        reference: task.reference,
+                    });
                 }
-                Err(e) => tracing::error!(call_id = self.call_id, error = %e, "could not create the task"),
+                Err(e) => {
+                    tracing::error!(call_id = self.call_id, error = %e, "could not create the task")
+                }
             },
         }
     }
@@ -380,7 +425,10 @@ impl<'a> Driver<'a> {
         let reference = match &self.task_ref {
             Some(r) => r.clone(),
             None => {
-                let fields = TaskFields { summary: Some(summary.clone()), ..Default::default() };
+                let fields = TaskFields {
+                    summary: Some(summary.clone()),
+                    ..Default::default()
+                };
                 match store.create_task(Some(self.call_id), fields, ACTOR).await {
                     Ok(t) => {
                         self.task_ref = Some(t.reference.clone());
@@ -393,12 +441,21 @@ impl<'a> Driver<'a> {
                 }
             }
         };
-        let patch = TaskFields { summary: Some(summary), ..Default::default() };
-        if let Err(e) = store.update_task_fields(&reference, &patch, ACTOR, None).await {
+        let patch = TaskFields {
+            summary: Some(summary),
+            ..Default::default()
+        };
+        if let Err(e) = store
+            .update_task_fields(&reference, &patch, ACTOR, None)
+            .await
+        {
             tracing::warn!(call_id = self.call_id, error = %e, "could not store the summary");
         }
         let note = format!("escalated: {reason}");
-        if let Err(e) = store.transition_task(&reference, TaskStatus::Escalated, ACTOR, Some(&note)).await {
+        if let Err(e) = store
+            .transition_task(&reference, TaskStatus::Escalated, ACTOR, Some(&note))
+            .await
+        {
             tracing::warn!(call_id = self.call_id, error = %e, "could not escalate the task");
         }
     }
@@ -408,7 +465,10 @@ impl<'a> Driver<'a> {
             Some(target) if self.commands.is_some() => {
                 self.command(TransportCommand::Transfer(target)).await;
             }
-            _ => self.pending.push_back(Input::TransferResult { at: now(), ok: false }),
+            _ => self.pending.push_back(Input::TransferResult {
+                at: now(),
+                ok: false,
+            }),
         }
     }
 
@@ -431,4 +491,3 @@ async fn recv_stt(stream: &mut Option<mpsc::Receiver<SttEvent>>) -> Option<SttEv
         None => std::future::pending().await,
     }
 }
-

@@ -50,8 +50,18 @@ mod tests {
         assert!(quiet.iter().all(|f| !d.push(f)), "line hiss is not speech");
         let speech = frames("fixtures/audio/speech_slt.wav");
         let voiced = speech.iter().filter(|f| d.push(f)).count();
-        assert!(voiced * 2 > speech.len(), "{voiced} of {} frames", speech.len());
-        let after: Vec<bool> = frames("fixtures/audio/silence.wav").iter().map(|f| d.push(f)).collect();
-        assert!(after.iter().skip(10).all(|s| !s), "speech ends within 200 ms of silence");
+        assert!(
+            voiced * 2 > speech.len(),
+            "{voiced} of {} frames",
+            speech.len()
+        );
+        let after: Vec<bool> = frames("fixtures/audio/silence.wav")
+            .iter()
+            .map(|f| d.push(f))
+            .collect();
+        assert!(
+            after.iter().skip(10).all(|s| !s),
+            "speech ends within 200 ms of silence"
+        );
     }
 }

@@ -128,7 +128,12 @@ mod tests {
     async fn speaker_reports_frames_sentence_ends_and_failures() {
         let (tx, mut rx) = mpsc::channel(64);
         let id = UtteranceId(1);
-        spawn_speaker(Arc::new(Fake), id, vec!["ab".into(), "c".into()], tx.clone());
+        spawn_speaker(
+            Arc::new(Fake),
+            id,
+            vec!["ab".into(), "c".into()],
+            tx.clone(),
+        );
         let mut seen = Vec::new();
         loop {
             match rx.recv().await.unwrap() {
@@ -140,6 +145,9 @@ mod tests {
         }
         assert_eq!(seen, ["f1", "f1", "s0", "f1", "s1"]);
         spawn_speaker(Arc::new(Fake), UtteranceId(2), vec!["FAIL".into()], tx);
-        assert!(matches!(rx.recv().await, Some(SpeechMsg::Failed(UtteranceId(2), _))));
+        assert!(matches!(
+            rx.recv().await,
+            Some(SpeechMsg::Failed(UtteranceId(2), _))
+        ));
     }
 }
