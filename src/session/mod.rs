@@ -1,1 +1,159 @@
-//! The per-call I/O shell around the call core: owns the sockets, provider streams, timers and store writes of one call; the live-call registry; shutdown draining.
+//! The per-call I/O shell around the sans-IO call core. [`run_call`] owns one
+//! call from its [`CallLeg`] to its end: it creates the call row at once, then
+//! drives [`crate::call::Call`] with one loop — apply an input, drain outputs
+//! until the core names its next deadline, then wait on the leg, the STT
+//! stream, extraction and synthesis results, the deadline and an outside stop.
+//! Results of executing outputs come back as inputs. Every transcript line,
+//! decision event and task change is written as it happens; the end reason is
+//! written whatever ends the call.
+//!
+//! Also here: the live-call [`registry`] (admission cap, dashboard listing,
+//! shutdown draining), [`Sessions`] (the [`CallHost`] transports hand legs
+//! to) and `simulate` (a whole call with no network).
+//!
+//! Must not touch: sockets and codecs (transport), SQL (store), dialogue
+//! decisions (call core).
+
+mod detect;
+mod driver;
+pub mod registry;
+mod speech;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::call::CallConfig;
+use crate::config::Config;
+use crate::providers::{BoxFuture, IntentExtractor, SttProvider, TtsProvider};
+use crate::store::{NewCall, Store, StoreError, Transport};
+use crate::transport::twilio::CallHost;
+use crate::transport::{CallLeg, LegInfo};
+
+pub use registry::{LiveCall, Registry};
+
+/// The engines a call talks through.
+#[derive(Clone)]
+pub struct Engines {
+    pub stt: Arc<dyn SttProvider>,
+    pub tts: Arc<dyn TtsProvider>,
+    pub extractor: Arc<dyn IntentExtractor>,
+}
+
+/// Everything a call needs; cheap to clone.
+#[derive(Clone)]
+pub struct Deps {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub engines: Engines,
+    pub registry: Registry,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallOutcome {
+    pub call_id: i64,
+    pub end_reason: String,
+    /// The task the call created, if any.
+    pub task_reference: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("at the concurrent call limit")]
+    AtCapacity,
+    #[error("could not record the call: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Where a transfer goes for this transport, if configured.
+fn transfer_target(config: &Config, info: &LegInfo) -> Option<String> {
+    match info.transport {
+        Transport::Twilio => config.escalation.agent_number.clone(),
+        Transport::Sip => config.escalation.agent_sip_uri.clone(),
+        Transport::Browser | Transport::Simulated => None,
+    }
+}
+
+fn call_config(config: &Config, info: &LegInfo, can_transfer: bool) -> CallConfig {
+    let caller = Some(info.from.clone()).filter(|n| !n.is_empty());
+    CallConfig::inbound(config, caller, can_transfer, Utc::now())
+}
+
+/// Runs one call to its end. Fails only when the call cannot be admitted or
+/// its row cannot be created; later store errors are logged and the caller
+/// is kept on the line.
+pub async fn run_call(leg: CallLeg, deps: &Deps) -> Result<CallOutcome, SessionError> {
+    let admission = deps
+        .registry
+        .try_admit(&leg.info)
+        .ok_or(SessionError::AtCapacity)?;
+    let call = deps
+        .store
+        .create_call(NewCall {
+            transport: leg.info.transport,
+            external_id: leg.info.external_id.clone(),
+            from_number: leg.info.from.clone(),
+            to_number: leg.info.to.clone(),
+            started_at: Utc::now(),
+        })
+        .await?;
+    admission.set_call_id(call.id);
+    if let Err(e) = deps.store.mark_call_answered(call.id, Utc::now()).await {
+        tracing::warn!(call_id = call.id, error = %e, "could not mark call answered");
+    }
+    let target = transfer_target(&deps.config, &leg.info);
+    let can_transfer = leg.info.can_transfer && target.is_some();
+    let cc = call_config(&deps.config, &leg.info, can_transfer);
+    tracing::info!(call_id = call.id, external_id = %leg.info.external_id, "call started");
+    let outcome = driver::Driver::new(deps, call.id, cc, target, admission.stop_token())
+        .run(leg)
+        .await;
+    if let Err(e) = deps
+        .store
+        .end_call(call.id, Utc::now(), &outcome.end_reason)
+        .await
+    {
+        tracing::error!(call_id = call.id, error = %e, "could not record the end of the call");
+    }
+    tracing::info!(call_id = call.id, reason = %outcome.end_reason, "call ended");
+    Ok(outcome)
+}
+
+/// The [`CallHost`] the transports hand their legs to.
+#[derive(Clone)]
+pub struct Sessions {
+    deps: Deps,
+}
+
+impl Sessions {
+    pub fn new(deps: Deps) -> Sessions {
+        Sessions { deps }
+    }
+
+    pub fn deps(&self) -> &Deps {
+        &self.deps
+    }
+}
+
+impl CallHost for Sessions {
+    fn has_capacity(&self) -> bool {
+        self.deps.registry.has_capacity()
+    }
+
+    fn run(&self, leg: CallLeg) -> BoxFuture<'static, ()> {
+        let deps = self.deps.clone();
+        Box::pin(async move {
+            if let Err(e) = run_call(leg, &deps).await {
+                tracing::warn!(error = %e, "call not run");
+            }
+        })
+    }
+
+    fn carrier_ended(&self, external_id: &str) {
+        self.deps.registry.end_external(external_id);
+    }
+}

@@ -8,6 +8,7 @@
 //! nothing but internal frames and never touches a socket.
 
 pub mod sip;
+pub mod twilio;
 
 use std::collections::BTreeMap;
 

@@ -27,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .merge(login::routes())
         .merge(users::routes())
         .merge(ops::routes())
+        .merge(crate::transport::twilio::routes())
         .nest("/api/v1", api::routes())
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -1,0 +1,493 @@
+//! The driver loop of one call: apply one input to the core, drain its
+//! outputs until it names a deadline, then wait for whichever comes first —
+//! a leg event, an STT event, an extraction result, a synthesis message, the
+//! deadline, or an outside stop. Executing an output may produce an input
+//! (a created task's reference, a failed transfer), which is applied at once.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::detect::Detector;
+use super::speech::{self, MarkKind, SpeechMsg};
+use super::{CallOutcome, Deps};
+use crate::audio::Frame;
+use crate::call::{Call, CallConfig, EndReason, Input, Output, TurnId, UtteranceId};
+use crate::domain::{Conversation, Extraction, TaskStatus};
+use crate::providers::{ProviderError, SttEvent};
+use crate::store::{NewTurn, TaskFields};
+use crate::transport::{CallLeg, HangupReason, TransportCommand, TransportEvent};
+
+/// Who writes task changes made during a call.
+const ACTOR: &str = "agent";
+
+/// Extra time past the configured maximum before the session ends a call
+/// on its own, in case the core's goodbye never finishes.
+const HARD_CAP_SLACK: Duration = Duration::from_secs(60);
+
+type Extracted = (TurnId, Result<Extraction, ProviderError>);
+
+fn now() -> Instant {
+    // tokio's clock, so paused-time tests and simulations stay consistent.
+    tokio::time::Instant::now().into_std()
+}
+
+pub(super) struct Driver<'a> {
+    deps: &'a Deps,
+    call_id: i64,
+    call: Call,
+    caller_number: Option<String>,
+    transfer_target: Option<String>,
+    stop: CancellationToken,
+    commands: Option<mpsc::Sender<TransportCommand>>,
+    stt_audio: Option<mpsc::Sender<Frame>>,
+    speech_tx: mpsc::Sender<SpeechMsg>,
+    extract_tx: mpsc::Sender<Extracted>,
+    speaking: Option<(UtteranceId, JoinHandle<()>)>,
+    task_ref: Option<String>,
+    detector: Detector,
+    /// Inputs produced while executing outputs.
+    pending: VecDeque<Input>,
+    /// The end reason once known.
+    end: Option<String>,
+    /// How the leg ended, if it did.
+    leg_end: Option<HangupReason>,
+    dropped_stt_frames: u64,
+    started: Instant,
+    max_duration: Duration,
+}
+
+impl<'a> Driver<'a> {
+    pub(super) fn new(
+        deps: &'a Deps,
+        call_id: i64,
+        config: CallConfig,
+        transfer_target: Option<String>,
+        stop: CancellationToken,
+    ) -> Driver<'a> {
+        let (speech_tx, _) = mpsc::channel(1);
+        let (extract_tx, _) = mpsc::channel(1);
+        let started = now();
+        Driver {
+            deps,
+            call_id,
+            caller_number: config.caller_number.clone(),
+            max_duration: config.tuning.max_duration,
+            call: Call::new(config, started),
+            transfer_target,
+            stop,
+            commands: None,
+            stt_audio: None,
+            speech_tx,
+            extract_tx,
+            speaking: None,
+            task_ref: None,
+            detector: Detector::new(),
+            pending: VecDeque::new(),
+            end: None,
+            leg_end: None,
+            dropped_stt_frames: 0,
+            started,
+        }
+    }
+
+    /// Runs the call until the core hangs up or the leg is gone.
+    pub(super) async fn run(mut self, leg: CallLeg) -> CallOutcome {
+        let CallLeg {
+            events: mut leg_events,
+            commands,
+            ..
+        } = leg;
+        self.commands = Some(commands);
+        let (speech_tx, mut speech_rx) = mpsc::channel(256);
+        let (extract_tx, mut extract_rx) = mpsc::channel(8);
+        self.speech_tx = speech_tx;
+        self.extract_tx = extract_tx;
+        let mut stt_events = self.open_stt();
+        let hard_cap =
+            tokio::time::Instant::from_std(self.started + self.max_duration + HARD_CAP_SLACK);
+
+        loop {
+            let deadline = self.drain().await;
+            if self.end.is_some() {
+                break;
+            }
+            if self.leg_end.is_some() {
+                // The core did not end after the hang-up input: end anyway.
+                self.end = Some(self.leg_end_reason());
+                break;
+            }
+            let at = tokio::time::Instant::from_std(deadline);
+            let input = tokio::select! {
+                ev = leg_events.recv() => self.on_leg(ev),
+                ev = recv_stt(&mut stt_events) => self.on_stt(ev, &mut stt_events),
+                Some((turn, result)) = extract_rx.recv() => {
+                    Some(Input::Extracted { at: now(), turn, result })
+                }
+                Some(msg) = speech_rx.recv() => self.on_speech(msg).await,
+                _ = tokio::time::sleep_until(at) => Some(Input::Timeout { at: now() }),
+                _ = self.stop.cancelled(), if self.leg_end.is_none() => {
+                    self.leg_end = Some(HangupReason::Remote);
+                    Some(Input::CallerHungUp { at: now() })
+                }
+                _ = tokio::time::sleep_until(hard_cap) => {
+                    self.end = Some(EndReason::MaxDuration.as_str().to_string());
+                    None
+                }
+            };
+            if let Some(input) = input {
+                self.pending.push_back(input);
+            }
+        }
+        self.finish().await
+    }
+
+    async fn finish(mut self) -> CallOutcome {
+        if let Some((_, task)) = self.speaking.take() {
+            task.abort();
+        }
+        if self.dropped_stt_frames > 0 {
+            tracing::warn!(
+                call_id = self.call_id,
+                frames = self.dropped_stt_frames,
+                "STT fell behind; frames dropped"
+            );
+        }
+        // Dropping the command sender closes the leg.
+        self.commands = None;
+        CallOutcome {
+            call_id: self.call_id,
+            end_reason: self.end.unwrap_or_else(|| "error".into()),
+            task_reference: self.task_ref,
+        }
+    }
+
+    fn open_stt(&mut self) -> Option<mpsc::Receiver<SttEvent>> {
+        match self.deps.engines.stt.open() {
+            Ok(stream) => {
+                self.stt_audio = Some(stream.audio);
+                Some(stream.events)
+            }
+            Err(e) => {
+                tracing::error!(call_id = self.call_id, error = %e, "speech recognition unavailable");
+                self.pending.push_back(Input::Stt {
+                    at: now(),
+                    event: SttEvent::Error(e),
+                });
+                None
+            }
+        }
+    }
+
+    /// Executes outputs until the core waits, applying pending inputs one at
+    /// a time, each only after the previous one's outputs are drained.
+    async fn drain(&mut self) -> Instant {
+        loop {
+            match self.call.poll_output() {
+                Output::Timeout(at) => match self.pending.pop_front() {
+                    Some(input) => self.call.handle_input(input),
+                    None => return at,
+                },
+                out => self.execute(out).await,
+            }
+        }
+    }
+
+    fn leg_end_reason(&self) -> String {
+        self.leg_end
+            .as_ref()
+            .map(|r| r.as_end_reason().to_string())
+            .unwrap_or_else(|| "error".into())
+    }
+
+    fn on_leg(&mut self, ev: Option<TransportEvent>) -> Option<Input> {
+        let at = now();
+        match ev {
+            Some(TransportEvent::Audio(frame)) => {
+                let speech = self.detector.push(&frame);
+                if let Some(tx) = &self.stt_audio {
+                    if tx.try_send(frame).is_err() {
+                        self.dropped_stt_frames += 1;
+                    }
+                }
+                Some(Input::CallerAudio { at, speech })
+            }
+            Some(TransportEvent::Dtmf(digit)) => Some(Input::Dtmf { at, digit }),
+            Some(TransportEvent::Mark(name)) => match speech::parse_mark(&name) {
+                Some(MarkKind::Sentence(utterance, index)) => Some(Input::SentencePlayed {
+                    at,
+                    utterance,
+                    index,
+                }),
+                Some(MarkKind::End(utterance)) => Some(Input::PlaybackFinished { at, utterance }),
+                None => None,
+            },
+            Some(TransportEvent::TransferResult { ok }) => Some(Input::TransferResult { at, ok }),
+            Some(TransportEvent::Hangup(reason)) => {
+                self.leg_end = Some(reason);
+                Some(Input::CallerHungUp { at })
+            }
+            None => {
+                self.leg_end = Some(HangupReason::Lost);
+                Some(Input::CallerHungUp { at })
+            }
+        }
+    }
+
+    fn on_stt(
+        &mut self,
+        ev: Option<SttEvent>,
+        stream: &mut Option<mpsc::Receiver<SttEvent>>,
+    ) -> Option<Input> {
+        match ev {
+            Some(event) => Some(Input::Stt { at: now(), event }),
+            None => {
+                // The engine closed its stream: stop feeding it.
+                *stream = None;
+                self.stt_audio = None;
+                None
+            }
+        }
+    }
+
+    async fn on_speech(&mut self, msg: SpeechMsg) -> Option<Input> {
+        let current = self.speaking.as_ref().map(|(id, _)| *id);
+        let (id, cmd) = match msg {
+            SpeechMsg::Frame(id, f) => (id, TransportCommand::Play(f)),
+            SpeechMsg::SentenceEnd(id, i) => {
+                (id, TransportCommand::Mark(speech::sentence_mark(id, i)))
+            }
+            SpeechMsg::End(id) => (id, TransportCommand::Mark(speech::end_mark(id))),
+            SpeechMsg::Failed(id, error) => {
+                if current != Some(id) {
+                    return None;
+                }
+                self.speaking = None;
+                return Some(Input::SpeechFailed {
+                    at: now(),
+                    utterance: id,
+                    error,
+                });
+            }
+        };
+        if current == Some(id) {
+            self.command(cmd).await;
+        }
+        None
+    }
+
+    async fn command(&mut self, cmd: TransportCommand) {
+        if let Some(tx) = &self.commands {
+            // A closed leg shows up as a hang-up event; nothing to do here.
+            let _ = tx.send(cmd).await;
+        }
+    }
+
+    async fn execute(&mut self, out: Output) {
+        match out {
+            Output::Say {
+                utterance,
+                sentences,
+                ..
+            } => self.on_say(utterance, sentences),
+            Output::StopSpeaking { utterance } => self.on_stop_speaking(utterance).await,
+            Output::ExtractIntent { turn, conversation } => self.on_extract(turn, conversation),
+            Output::Transcript {
+                speaker,
+                text,
+                heard_chars,
+                confidence,
+                start_ms,
+                end_ms,
+            } => {
+                let turn = NewTurn {
+                    speaker,
+                    text,
+                    start_ms: Some(start_ms as i64),
+                    end_ms: Some(end_ms as i64),
+                    confidence,
+                    heard_chars: heard_chars.map(|h| h as i64),
+                };
+                self.on_transcript(turn).await
+            }
+            Output::SaveTask { extraction } => self.on_save_task(extraction).await,
+            Output::Escalate { reason, summary } => {
+                self.on_escalate(reason.as_str(), summary).await
+            }
+            Output::Transfer => self.on_transfer().await,
+            Output::Hangup { reason } => self.on_hangup(reason).await,
+            Output::Event { kind, detail } => {
+                if let Err(e) = self
+                    .deps
+                    .store
+                    .append_call_event(self.call_id, Utc::now(), kind, &detail)
+                    .await
+                {
+                    tracing::warn!(call_id = self.call_id, error = %e, "could not record call event");
+                }
+            }
+            Output::Timeout(_) => {}
+        }
+    }
+
+    fn on_say(&mut self, utterance: UtteranceId, sentences: Vec<String>) {
+        if let Some((_, old)) = self.speaking.take() {
+            old.abort();
+        }
+        let tts = Arc::clone(&self.deps.engines.tts);
+        let task = speech::spawn_speaker(tts, utterance, sentences, self.speech_tx.clone());
+        self.speaking = Some((utterance, task));
+    }
+
+    async fn on_stop_speaking(&mut self, utterance: UtteranceId) {
+        if let Some((id, task)) = self.speaking.take() {
+            if id == utterance {
+                task.abort();
+            } else {
+                self.speaking = Some((id, task));
+            }
+        }
+        self.command(TransportCommand::Clear).await;
+    }
+
+    fn on_extract(&mut self, turn: TurnId, conversation: Conversation) {
+        let extractor = Arc::clone(&self.deps.engines.extractor);
+        let tx = self.extract_tx.clone();
+        tokio::spawn(async move {
+            let result = extractor.extract(&conversation).await;
+            let _ = tx.send((turn, result)).await;
+        });
+    }
+
+    async fn on_transcript(&mut self, turn: NewTurn) {
+        if let Err(e) = self
+            .deps
+            .store
+            .append_turn(self.call_id, Utc::now(), turn)
+            .await
+        {
+            tracing::warn!(call_id = self.call_id, error = %e, "could not store a transcript line");
+        }
+    }
+
+    fn fields(&self, x: &Extraction) -> TaskFields {
+        TaskFields {
+            category: x.category.clone(),
+            issue: x.issue.clone(),
+            location: x.location.clone(),
+            requested_time: x.requested_time.clone(),
+            requested_at: x.requested_at,
+            urgency: x.urgency,
+            caller_name: x.caller_name.clone(),
+            caller_number: x
+                .callback_number
+                .clone()
+                .or_else(|| self.caller_number.clone()),
+            confidence: Some(x.confidence.clamp(0.0, 1.0)),
+            summary: None,
+        }
+    }
+
+    async fn on_save_task(&mut self, extraction: Extraction) {
+        let fields = self.fields(&extraction);
+        let store = &self.deps.store;
+        match &self.task_ref {
+            Some(reference) => {
+                if let Err(e) = store
+                    .update_task_fields(reference, &fields, ACTOR, None)
+                    .await
+                {
+                    tracing::warn!(call_id = self.call_id, error = %e, "could not update the task");
+                }
+            }
+            None => match store.create_task(Some(self.call_id), fields, ACTOR).await {
+                Ok(task) => {
+                    self.task_ref = Some(task.reference.clone());
+                    self.pending.push_back(Input::TaskSaved {
+                        at: now(),
+                        reference: task.reference,
+                    });
+                }
+                Err(e) => {
+                    tracing::error!(call_id = self.call_id, error = %e, "could not create the task")
+                }
+            },
+        }
+    }
+
+    async fn on_escalate(&mut self, reason: &str, summary: String) {
+        let store = &self.deps.store;
+        let reference = match &self.task_ref {
+            Some(r) => r.clone(),
+            None => {
+                let fields = TaskFields {
+                    summary: Some(summary.clone()),
+                    ..Default::default()
+                };
+                match store.create_task(Some(self.call_id), fields, ACTOR).await {
+                    Ok(t) => {
+                        self.task_ref = Some(t.reference.clone());
+                        t.reference
+                    }
+                    Err(e) => {
+                        tracing::error!(call_id = self.call_id, error = %e, "could not create the task to escalate");
+                        return;
+                    }
+                }
+            }
+        };
+        let patch = TaskFields {
+            summary: Some(summary),
+            ..Default::default()
+        };
+        if let Err(e) = store
+            .update_task_fields(&reference, &patch, ACTOR, None)
+            .await
+        {
+            tracing::warn!(call_id = self.call_id, error = %e, "could not store the summary");
+        }
+        let note = format!("escalated: {reason}");
+        if let Err(e) = store
+            .transition_task(&reference, TaskStatus::Escalated, ACTOR, Some(&note))
+            .await
+        {
+            tracing::warn!(call_id = self.call_id, error = %e, "could not escalate the task");
+        }
+    }
+
+    async fn on_transfer(&mut self) {
+        match self.transfer_target.clone() {
+            Some(target) if self.commands.is_some() => {
+                self.command(TransportCommand::Transfer(target)).await;
+            }
+            _ => self.pending.push_back(Input::TransferResult {
+                at: now(),
+                ok: false,
+            }),
+        }
+    }
+
+    async fn on_hangup(&mut self, reason: EndReason) {
+        let reason_text = match (&self.leg_end, reason) {
+            // The carrier side ended first: say how.
+            (Some(leg), EndReason::CallerHungUp) => leg.as_end_reason().to_string(),
+            _ => reason.as_str().to_string(),
+        };
+        if !matches!(reason, EndReason::CallerHungUp | EndReason::Transferred) {
+            self.command(TransportCommand::Hangup).await;
+        }
+        self.end = Some(reason_text);
+    }
+}
+
+async fn recv_stt(stream: &mut Option<mpsc::Receiver<SttEvent>>) -> Option<SttEvent> {
+    match stream {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}

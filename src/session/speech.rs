@@ -1,0 +1,153 @@
+//! Synthesis of one agent utterance: a task that runs TTS sentence by
+//! sentence and reports frames and sentence ends, tagged with the utterance
+//! id, to the driver — which alone forwards them to the leg, so a stopped
+//! utterance's late frames are dropped in one place. Aborting the task drops
+//! the TTS receiver, which cancels synthesis.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::audio::Frame;
+use crate::call::UtteranceId;
+use crate::providers::{ProviderError, TtsProvider};
+
+/// What a speaker task reports.
+#[derive(Debug)]
+pub(super) enum SpeechMsg {
+    Frame(UtteranceId, Frame),
+    /// Sentence `index` has been fully synthesized.
+    SentenceEnd(UtteranceId, usize),
+    /// Every sentence has been synthesized.
+    End(UtteranceId),
+    Failed(UtteranceId, ProviderError),
+}
+
+/// Starts synthesizing `sentences` in order.
+pub(super) fn spawn_speaker(
+    tts: Arc<dyn TtsProvider>,
+    id: UtteranceId,
+    sentences: Vec<String>,
+    tx: mpsc::Sender<SpeechMsg>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        for (index, text) in sentences.iter().enumerate() {
+            let mut rx = tts.synthesize(text);
+            while let Some(chunk) = rx.recv().await {
+                let msg = match chunk {
+                    Ok(frame) => SpeechMsg::Frame(id, frame),
+                    Err(e) => {
+                        let _ = tx.send(SpeechMsg::Failed(id, e)).await;
+                        return;
+                    }
+                };
+                if tx.send(msg).await.is_err() {
+                    return;
+                }
+            }
+            if tx.send(SpeechMsg::SentenceEnd(id, index)).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(SpeechMsg::End(id)).await;
+    })
+}
+
+/// The mark sent after sentence `index` of an utterance.
+pub(super) fn sentence_mark(id: UtteranceId, index: usize) -> String {
+    format!("u{}-s{index}", id.0)
+}
+
+/// The mark sent after the last sentence of an utterance.
+pub(super) fn end_mark(id: UtteranceId) -> String {
+    format!("u{}-end", id.0)
+}
+
+/// What a returned mark means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum MarkKind {
+    Sentence(UtteranceId, usize),
+    End(UtteranceId),
+}
+
+/// Parses a mark name this module made; anything else is `None`.
+pub(super) fn parse_mark(name: &str) -> Option<MarkKind> {
+    let rest = name.strip_prefix('u')?;
+    let (id, tail) = rest.split_once('-')?;
+    let id = UtteranceId(id.parse().ok()?);
+    if tail == "end" {
+        return Some(MarkKind::End(id));
+    }
+    let index = tail.strip_prefix('s')?.parse().ok()?;
+    Some(MarkKind::Sentence(id, index))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_round_trip() {
+        let id = UtteranceId(12);
+        assert_eq!(
+            parse_mark(&sentence_mark(id, 3)),
+            Some(MarkKind::Sentence(id, 3))
+        );
+        assert_eq!(parse_mark(&end_mark(id)), Some(MarkKind::End(id)));
+        for bad in ["", "u", "u12", "ux-end", "u1-sx", "x1-s1", "u1-done"] {
+            assert_eq!(parse_mark(bad), None, "{bad}");
+        }
+    }
+
+    struct Fake;
+    impl TtsProvider for Fake {
+        fn name(&self) -> &'static str {
+            "fake"
+        }
+        fn synthesize(&self, text: &str) -> mpsc::Receiver<Result<Frame, ProviderError>> {
+            let (tx, rx) = mpsc::channel(8);
+            let n = text.len();
+            let fail = text.contains("FAIL");
+            tokio::spawn(async move {
+                if fail {
+                    let _ = tx.send(Err(ProviderError::fatal("fake", "boom"))).await;
+                    return;
+                }
+                for _ in 0..n {
+                    if tx.send(Ok(Frame::SILENCE)).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            rx
+        }
+    }
+
+    #[tokio::test]
+    async fn speaker_reports_frames_sentence_ends_and_failures() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let id = UtteranceId(1);
+        spawn_speaker(
+            Arc::new(Fake),
+            id,
+            vec!["ab".into(), "c".into()],
+            tx.clone(),
+        );
+        let mut seen = Vec::new();
+        loop {
+            match rx.recv().await.unwrap() {
+                SpeechMsg::Frame(u, _) => seen.push(format!("f{}", u.0)),
+                SpeechMsg::SentenceEnd(_, i) => seen.push(format!("s{i}")),
+                SpeechMsg::End(_) => break,
+                SpeechMsg::Failed(..) => panic!("no failure expected"),
+            }
+        }
+        assert_eq!(seen, ["f1", "f1", "s0", "f1", "s1"]);
+        spawn_speaker(Arc::new(Fake), UtteranceId(2), vec!["FAIL".into()], tx);
+        assert!(matches!(
+            rx.recv().await,
+            Some(SpeechMsg::Failed(UtteranceId(2), _))
+        ));
+    }
+}
