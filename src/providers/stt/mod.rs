@@ -2,3 +2,4 @@
 //! (whisper.cpp through `whisper-rs`) run on each VAD-ended utterance.
 
 pub mod offline;
+pub mod unavailable;
