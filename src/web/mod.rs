@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod pages;
 pub mod state;
 
 pub use error::WebError;
@@ -13,5 +14,8 @@ use axum::Router;
 
 /// The complete HTTP application.
 pub fn router(state: AppState) -> Router {
-    Router::new().merge(auth::routes()).with_state(state)
+    Router::new()
+        .merge(auth::routes())
+        .merge(pages::routes())
+        .with_state(state)
 }
