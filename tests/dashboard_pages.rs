@@ -172,7 +172,7 @@ async fn queue_filters_and_counts() {
     // A status tab keeps the category.
     assert!(plumbing
         .body
-        .contains("href=\"/admin/tasks?status=closed&amp;category=plumbing\""));
+        .contains("href=\"/admin/tasks?status=closed&#38;category=plumbing\""));
 
     let new_plumbing = app.get("/admin/tasks?category=plumbing&status=new").await;
     assert!(has_row(&new_plumbing.body, &p1.reference));
@@ -340,12 +340,12 @@ async fn task_page_shows_fields_transcript_audit_and_only_legal_moves() {
     let html = r.body;
     assert!(html.contains("<span class=\"who\">Receptionist:</span>Thanks for calling"));
     assert!(html.contains(
-        "<span class=\"who\">Caller:</span>My basement is flooding &amp; the pipe burst"
+        "<span class=\"who\">Caller:</span>My basement is flooding &#38; the pipe burst"
     ));
     assert!(html.contains("burst pipe"));
     // The audit trail: creation and the note, escaped.
     assert!(html.contains("<td>call</td><td>status</td>"));
-    assert!(html.contains("called back &lt;b&gt;twice&lt;/b&gt;"));
+    assert!(html.contains("called back &#60;b&#62;twice&#60;/b&#62;"));
     // From new: start, escalate, close — never "reopen".
     assert!(html.contains("class=\"move-in_progress\""));
     assert!(html.contains("class=\"move-escalated\""));
@@ -592,7 +592,7 @@ async fn calls_list_and_call_page() {
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("My basement is flooding"));
     assert!(page.body.contains("turn_end"));
-    assert!(page.body.contains("{&quot;why&quot;:&quot;silence&quot;}"));
+    assert!(page.body.contains("{&#34;why&#34;:&#34;silence&#34;}"));
     assert!(page
         .body
         .contains(&format!("href=\"/admin/tasks/{}\"", task.reference)));
