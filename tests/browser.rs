@@ -24,6 +24,8 @@ const PASSWORD: &str = "correct horse battery";
 const NOTE: &str = "Replaced the washer; no more leak";
 /// Where the screenshot of the closed task lands, for a person to look at.
 const SCREENSHOT: &str = "/tmp/switchboard-task-page.png";
+/// A page the test adds to the server, for setting the cookie on its origin.
+const LANDING: &str = "/test-landing";
 
 /// Kills chromedriver when the test ends, however it ends.
 struct Driver {
@@ -107,8 +109,9 @@ async fn browser(driver: &Driver, profile: &Path) -> Client {
     let serde_json::Value::Object(caps) = caps else {
         unreachable!("a JSON object literal")
     };
-    ClientBuilder::rustls()
-        .expect("TLS roots")
+    // chromedriver speaks plain HTTP on loopback: no TLS stack needed.
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
         .capabilities(caps)
         .connect(&driver.url)
         .await
@@ -220,10 +223,18 @@ async fn sign_in_with_cookie(
         )
         .await
         .expect("session");
-    // A cookie can only be set for the origin the browser is on.
-    client.goto(&format!("{base}/admin/tasks")).await?;
+    // A cookie can only be set for the origin the browser is on, and Chromium
+    // shows its own error page (another origin) for an empty 404: land on a
+    // page of this server that needs no session.
+    client.goto(&format!("{base}{LANDING}")).await?;
+    // WebDriver's add-cookie refuses a bare IP host here; the page's own script may set it.
     client
-        .add_cookie(fantoccini::cookies::Cookie::new(SESSION_COOKIE, token))
+        .execute(
+            "document.cookie = arguments[0];",
+            vec![serde_json::Value::String(format!(
+                "{SESSION_COOKIE}={token}; path=/"
+            ))],
+        )
         .await?;
     Ok(())
 }
@@ -273,7 +284,10 @@ async fn browser_signs_in_and_closes_a_task_with_a_note() {
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = router(AppState::new(Config::defaults(), store.clone()));
+    let app = router(AppState::new(Config::defaults(), store.clone())).route(
+        LANDING,
+        axum::routing::get(|| async { "test landing page" }),
+    );
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let driver = start_chromedriver().await;
