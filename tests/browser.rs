@@ -24,6 +24,7 @@ const PASSWORD: &str = "correct horse battery";
 const NOTE: &str = "Replaced the washer; no more leak";
 /// Where the screenshot of the closed task lands, for a person to look at.
 const SCREENSHOT: &str = "/tmp/switchboard-task-page.png";
+const STATS_SCREENSHOT: &str = "/tmp/switchboard-stats-page.png";
 /// A page the test adds to the server, for setting the cookie on its origin.
 const LANDING: &str = "/test-landing";
 
@@ -268,6 +269,15 @@ async fn close_from_queue(
     client.find(Locator::Css("#audit")).await?.text().await
 }
 
+/// Opens the statistics page, saves a screenshot, and counts the rendered charts.
+async fn stats_charts(client: &Client, base: &str) -> Result<usize, fantoccini::error::CmdError> {
+    client.goto(&format!("{base}/admin/stats")).await?;
+    let charts = client.find_all(Locator::Css("svg.chart")).await?;
+    let png = client.screenshot().await?;
+    std::fs::write(STATS_SCREENSHOT, png).expect("screenshot written");
+    Ok(charts.len())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_signs_in_and_closes_a_task_with_a_note() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -295,13 +305,16 @@ async fn browser_signs_in_and_closes_a_task_with_a_note() {
     let client = browser(&driver, profile.path()).await;
     let outcome = async {
         sign_in_with_cookie(&client, &base, &store).await?;
-        close_from_queue(&client, &base, &reference).await
+        let audit = close_from_queue(&client, &base, &reference).await?;
+        let charts = stats_charts(&client, &base).await?;
+        Ok::<_, fantoccini::error::CmdError>((audit, charts))
     }
     .await;
     // Close the browser before judging, so a failure leaves no Chromium behind.
     let _ = client.close().await;
     server.abort();
-    let audit = outcome.expect("the browser walk-through");
+    let (audit, charts) = outcome.expect("the browser walk-through");
+    assert_eq!(charts, 4, "the stats page draws four SVG charts");
 
     assert!(
         audit.contains("new → closed"),

@@ -24,9 +24,9 @@ const PAD_TOP: f64 = 34.0;
 const PAD_BOTTOM: f64 = 40.0;
 const GRID_LINES: usize = 4;
 
-const BAR_LABEL_W: f64 = 170.0;
+const BAR_LABEL_W: f64 = 130.0;
 /// Width of the longest bar in a [`bar_chart`].
-pub const BAR_AREA_W: f64 = 440.0;
+pub const BAR_AREA_W: f64 = 300.0;
 const BAR_ROW_H: f64 = 26.0;
 
 /// Escapes text for XML content and attribute values.
@@ -142,10 +142,12 @@ pub fn line_chart(title: &str, labels: &[String], series: &[Series<'_>]) -> Stri
             fmt_num(value)
         );
     }
-    // About eight x labels, whatever the number of points.
+    // About eight x labels, whatever the number of points, counted back
+    // from the last so that the newest point is always labelled.
     let every = labels.len().div_ceil(8).max(1);
+    let last = labels.len() - 1;
     for (i, label) in labels.iter().enumerate() {
-        if i % every == 0 || i + 1 == labels.len() {
+        if (last - i) % every == 0 {
             let _ = write!(
                 out,
                 "<text class=\"axis\" x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
@@ -332,6 +334,10 @@ mod tests {
             ],
         );
         assert_eq!(count(&svg, "<polyline"), 2);
+        // Eight x labels, the newest day among them; five y grid labels.
+        assert_eq!(count(&svg, "text-anchor=\"middle\">11-"), 8);
+        assert!(svg.contains(">11-30</text>"));
+        assert_eq!(count(&svg, "text-anchor=\"end\">"), 5);
         assert_eq!(count(&svg, "<circle"), 60);
         assert!(!svg.contains("NaN") && !svg.contains("inf"));
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
