@@ -217,6 +217,65 @@ pub const KEYS: &[Key] = &[
         "Twilio REST base URL",
     ),
     key(
+        "sip.addr",
+        "SWITCHBOARD_SIP_ADDR",
+        Some("127.0.0.1:5060"),
+        "UDP address for SIP; empty disables SIP",
+    ),
+    key(
+        "sip.rtp_addr",
+        "SWITCHBOARD_RTP_ADDR",
+        None,
+        "media address put in SDP (default: the SIP bind address)",
+    ),
+    key(
+        "sip.rtp_ports",
+        "SWITCHBOARD_RTP_PORTS",
+        Some("10000-20000"),
+        "UDP port range for RTP, one port per call",
+    ),
+    key(
+        "sip.allow",
+        "SWITCHBOARD_SIP_ALLOW",
+        Some("127.0.0.0/8,::1/128"),
+        "source networks allowed to send SIP",
+    ),
+    key(
+        "sip.registrar",
+        "SWITCHBOARD_SIP_REGISTRAR",
+        None,
+        "registrar IP:port to register with as an extension",
+    ),
+    key(
+        "sip.domain",
+        "SWITCHBOARD_SIP_DOMAIN",
+        None,
+        "SIP domain of the extension (default: the registrar address)",
+    ),
+    key(
+        "sip.username",
+        "SWITCHBOARD_SIP_USERNAME",
+        None,
+        "extension user name for REGISTER",
+    ),
+    secret(
+        "sip.password",
+        "SWITCHBOARD_SIP_PASSWORD",
+        "extension password (digest authentication)",
+    ),
+    key(
+        "sip.register_expires",
+        "SWITCHBOARD_SIP_REGISTER_EXPIRES",
+        Some("3600"),
+        "requested registration lifetime, seconds",
+    ),
+    key(
+        "sip.ring_ms",
+        "SWITCHBOARD_SIP_RING_MS",
+        Some("500"),
+        "ringing time before answering",
+    ),
+    key(
         "escalation.agent_number",
         "SWITCHBOARD_AGENT_NUMBER",
         None,
@@ -243,7 +302,91 @@ pub struct Config {
     pub call: CallTuning,
     pub stt: SttConfig,
     pub twilio: TwilioConfig,
+    pub sip: SipConfig,
     pub escalation: Escalation,
+}
+
+#[derive(Debug, Clone)]
+pub struct SipConfig {
+    /// `None` when SIP is disabled.
+    pub addr: Option<SocketAddr>,
+    /// The address written into SDP; never unspecified.
+    pub rtp_addr: std::net::IpAddr,
+    pub rtp_ports: std::ops::RangeInclusive<u16>,
+    pub allow: Vec<IpNet>,
+    pub ring: Duration,
+    pub registration: Option<Registrar>,
+}
+
+/// Registering as an extension with a PBX or trunk.
+#[derive(Debug, Clone)]
+pub struct Registrar {
+    pub addr: SocketAddr,
+    pub domain: String,
+    pub username: String,
+    pub password: Secret,
+    pub expires: u32,
+}
+
+/// An IP network in CIDR form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::*;
+        let ip = match ip {
+            V6(v6) => v6.to_ipv4_mapped().map(V4).unwrap_or(V6(v6)),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (V4(net), V4(ip)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(self.prefix.min(32)))
+                };
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (V6(net), V6(ip)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - u32::from(self.prefix.min(128)))
+                };
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: std::net::IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{addr}` is not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`/{p}` is not a prefix length up to {max}"))?,
+            None => max,
+        };
+        Ok(IpNet { addr, prefix })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -363,6 +506,11 @@ impl Sources {
             }
         }
         Ok(Sources { values })
+    }
+
+    /// True when the key was given explicitly as an empty string (used to disable a listener).
+    fn is_blank(&self, name: &str) -> bool {
+        self.values.get(name).is_some_and(|v| v.trim().is_empty())
     }
 
     fn get(&self, name: &str) -> Option<&str> {
@@ -593,6 +741,7 @@ impl Config {
                 ));
             }
         }
+        let sip = sip_config(src)?;
         let escalation = Escalation {
             agent_number: src.get("escalation.agent_number").map(str::to_string),
             agent_sip_uri: src.get("escalation.agent_sip_uri").map(str::to_string),
@@ -616,6 +765,7 @@ impl Config {
             call,
             stt,
             twilio,
+            sip,
             escalation,
         })
     }
@@ -626,6 +776,99 @@ impl Config {
             .as_ref()
             .is_some_and(|u| u.scheme() == "https")
     }
+}
+
+fn sip_config(src: &Sources) -> Result<SipConfig, ConfigError> {
+    let addr = if src.is_blank("sip.addr") {
+        None
+    } else {
+        parse::<SocketAddr>(src, "sip.addr", "a socket address like 127.0.0.1:5060")?
+    };
+    let rtp_addr = match parse::<std::net::IpAddr>(src, "sip.rtp_addr", "an IP address")? {
+        Some(ip) => ip,
+        None => addr
+            .map(|a| a.ip())
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
+    };
+    if rtp_addr.is_unspecified() {
+        return Err(invalid(
+            if src.get("sip.rtp_addr").is_some() { "sip.rtp_addr" } else { "sip.addr" },
+            "the media address in SDP must not be 0.0.0.0 or ::; set sip.rtp_addr to the address callers reach",
+        ));
+    }
+    let ports = src.get("sip.rtp_ports").unwrap_or("10000-20000");
+    let (lo, hi) = ports.split_once('-').ok_or_else(|| {
+        invalid(
+            "sip.rtp_ports",
+            format!("`{ports}` is not a range like 10000-20000"),
+        )
+    })?;
+    let lo: u16 = lo
+        .trim()
+        .parse()
+        .map_err(|_| invalid("sip.rtp_ports", format!("`{lo}` is not a port")))?;
+    let hi: u16 = hi
+        .trim()
+        .parse()
+        .map_err(|_| invalid("sip.rtp_ports", format!("`{hi}` is not a port")))?;
+    if lo == 0 || lo > hi {
+        return Err(invalid(
+            "sip.rtp_ports",
+            format!("{lo}-{hi} is empty or starts at 0"),
+        ));
+    }
+    let allow = src
+        .get("sip.allow")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|n| n.parse::<IpNet>().map_err(|e| invalid("sip.allow", e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let registration = match src.get("sip.registrar") {
+        None => None,
+        Some(r) => {
+            let addr: SocketAddr = r
+                .parse()
+                .or_else(|_| format!("{r}:5060").parse())
+                .map_err(|_| invalid("sip.registrar", format!("`{r}` is not an IP address with an optional port (host names are not resolved)")))?;
+            let username = src
+                .get("sip.username")
+                .ok_or_else(|| invalid("sip.username", "required when sip.registrar is set"))?
+                .to_string();
+            let password =
+                Secret::new(src.get("sip.password").ok_or_else(|| {
+                    invalid("sip.password", "required when sip.registrar is set")
+                })?);
+            let expires: u32 = parse(src, "sip.register_expires", "a whole number of seconds")?
+                .expect("has a default");
+            if !(60..=86_400).contains(&expires) {
+                return Err(invalid(
+                    "sip.register_expires",
+                    format!("{expires} s is outside 60..=86400"),
+                ));
+            }
+            let domain = src
+                .get("sip.domain")
+                .map(str::to_string)
+                .unwrap_or_else(|| addr.ip().to_string());
+            Some(Registrar {
+                addr,
+                domain,
+                username,
+                password,
+                expires,
+            })
+        }
+    };
+    Ok(SipConfig {
+        addr,
+        rtp_addr,
+        rtp_ports: lo..=hi,
+        allow,
+        ring: millis(src, "sip.ring_ms", 0, 60_000)?,
+        registration,
+    })
 }
 
 /// The effective configuration as `key = value` lines, secrets redacted.
@@ -709,6 +952,88 @@ mod tests {
         assert!(!format!("{c:?}").contains("hunter2"));
         assert!(!render_effective(&src).contains("hunter2"));
         assert!(render_effective(&src).contains("[redacted]"));
+    }
+
+    #[test]
+    fn sip_settings_parse_and_validate() {
+        let c = Config::defaults();
+        assert_eq!(c.sip.addr.unwrap().port(), 5060);
+        assert_eq!(c.sip.rtp_ports, 10000..=20000);
+        assert!(c
+            .sip
+            .allow
+            .iter()
+            .any(|n| n.contains("127.0.0.1".parse().unwrap())));
+        assert!(!c
+            .sip
+            .allow
+            .iter()
+            .any(|n| n.contains("192.168.1.1".parse().unwrap())));
+        assert!(c
+            .sip
+            .allow
+            .iter()
+            .any(|n| n.contains("::ffff:127.0.0.5".parse().unwrap())));
+        let src = Sources::load(None, env(&[("SWITCHBOARD_SIP_ADDR", "")])).unwrap();
+        assert!(
+            Config::from_sources(&src).unwrap().sip.addr.is_none(),
+            "empty disables SIP"
+        );
+        let src = Sources::load(None, env(&[("SWITCHBOARD_SIP_ADDR", "0.0.0.0:5060")])).unwrap();
+        assert!(Config::from_sources(&src)
+            .unwrap_err()
+            .to_string()
+            .contains("0.0.0.0"));
+        let src = Sources::load(
+            None,
+            env(&[
+                ("SWITCHBOARD_SIP_ADDR", "0.0.0.0:5060"),
+                ("SWITCHBOARD_RTP_ADDR", "192.0.2.7"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            Config::from_sources(&src).unwrap().sip.rtp_addr.to_string(),
+            "192.0.2.7"
+        );
+        let src = Sources::load(None, env(&[("SWITCHBOARD_RTP_PORTS", "20000-10000")])).unwrap();
+        assert!(Config::from_sources(&src)
+            .unwrap_err()
+            .to_string()
+            .contains("sip.rtp_ports"));
+        let src = Sources::load(None, env(&[("SWITCHBOARD_SIP_ALLOW", "10.0.0.0/33")])).unwrap();
+        assert!(Config::from_sources(&src)
+            .unwrap_err()
+            .to_string()
+            .contains("sip.allow"));
+        assert!("10.1.0.0/16"
+            .parse::<IpNet>()
+            .unwrap()
+            .contains("10.1.200.3".parse().unwrap()));
+        let src = Sources::load(None, env(&[("SWITCHBOARD_SIP_REGISTRAR", "127.0.0.1")])).unwrap();
+        assert!(Config::from_sources(&src)
+            .unwrap_err()
+            .to_string()
+            .contains("sip.username"));
+        let src = Sources::load(
+            None,
+            env(&[
+                ("SWITCHBOARD_SIP_REGISTRAR", "127.0.0.1"),
+                ("SWITCHBOARD_SIP_USERNAME", "1001"),
+                ("SWITCHBOARD_SIP_PASSWORD", "pw"),
+            ]),
+        )
+        .unwrap();
+        let reg = Config::from_sources(&src)
+            .unwrap()
+            .sip
+            .registration
+            .unwrap();
+        assert_eq!(
+            (reg.addr.port(), reg.domain.as_str(), reg.expires),
+            (5060, "127.0.0.1", 3600)
+        );
+        assert!(!format!("{reg:?}").contains("pw\""));
     }
 
     #[test]

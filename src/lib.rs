@@ -1,15 +1,143 @@
 //! Switchboard: an AI phone receptionist server.
 //!
-//! This is the composition root. [`run`] wires the store, the event bus, the
-//! web router and the call transports together and serves until shutdown.
+//! This is the composition root. [`run`] opens the store, creates the first
+//! admin on an empty database, wires the event bus and the web router
+//! together and serves until shutdown, then drains in-flight requests.
 
 pub mod audio;
 pub mod call;
 pub mod config;
 pub mod domain;
 pub mod events;
+pub mod models;
 pub mod providers;
 pub mod session;
 pub mod store;
 pub mod transport;
 pub mod web;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use config::{Config, LogFormat};
+use events::Bus;
+use store::{Role, Store};
+use web::AppState;
+
+/// How often expired sign-in sessions are deleted.
+const SESSION_SWEEP: Duration = Duration::from_secs(3600);
+
+/// Installs the global tracing subscriber: `config.log` as the filter, JSON
+/// lines when `log_format = json`. A second call is a no-op.
+pub fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour codes only for a person at a terminal, never into files or collectors.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Opens the database named by the config and applies its migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    Store::open(config.database_url.expose(), Bus::new(), &config.node_id)
+        .await
+        .context("cannot open the database (database_url)")
+}
+
+/// On a database with no users, creates `admin` with a random password and
+/// returns that password (the only time it exists in clear); else `None`.
+pub async fn bootstrap_admin(store: &Store) -> anyhow::Result<Option<String>> {
+    if store.count_users().await? > 0 {
+        return Ok(None);
+    }
+    let password = web::auth::random_token()[..20].to_string();
+    let hash = web::auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    match store.create_user("admin", &hash, Role::Admin).await {
+        Ok(_) => Ok(Some(password)),
+        // Another node created it first.
+        Err(store::StoreError::Conflict(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Opens the store, creates the first admin if needed, and serves HTTP on
+/// `listener` until `shutdown` completes; in-flight requests are drained.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    if let Some(password) = bootstrap_admin(&store).await? {
+        tracing::warn!(
+            email = "admin",
+            %password,
+            "created the first admin account; this password is shown only now: sign in and change it"
+        );
+    }
+    serve(config, store, listener, shutdown).await
+}
+
+/// Serves the web app over an open store until `shutdown` completes.
+pub async fn serve(
+    config: Config,
+    store: Store,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    let state = AppState::with_shutdown(config, store.clone(), stop.clone());
+    let app = web::router(state);
+    let addr = listener.local_addr().context("listener has no address")?;
+    tracing::info!(%addr, "serving HTTP");
+    let sweeper = tokio::spawn(sweep_sessions(store.clone(), stop.clone()));
+    let signal = {
+        let stop = stop.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown => tracing::info!("shutting down: draining in-flight requests"),
+                _ = stop.cancelled() => {}
+            }
+            // Ends SSE streams so the drain can finish.
+            stop.cancel();
+        }
+    };
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(signal)
+    .await;
+    stop.cancel();
+    let _ = sweeper.await;
+    store.close().await;
+    served.context("HTTP server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn sweep_sessions(store: Store, stop: CancellationToken) {
+    loop {
+        match store.delete_expired_sessions(chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(n, "expired sessions deleted"),
+            Err(e) => tracing::warn!(error = %e, "cannot delete expired sessions"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(SESSION_SWEEP) => {}
+        }
+    }
+}

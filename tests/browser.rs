@@ -14,7 +14,7 @@ use switchboard::config::Config;
 use switchboard::domain::{Speaker, Urgency};
 use switchboard::events::Bus;
 use switchboard::store::{NewCall, NewTurn, Role, Store, TaskFields, Transport};
-use switchboard::web::auth::{hash_password, random_token, token_hash, SESSION_COOKIE};
+use switchboard::web::auth::hash_password;
 use switchboard::web::{router, AppState};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -25,8 +25,6 @@ const NOTE: &str = "Replaced the washer; no more leak";
 /// Where the screenshot of the closed task lands, for a person to look at.
 const SCREENSHOT: &str = "/tmp/switchboard-task-page.png";
 const STATS_SCREENSHOT: &str = "/tmp/switchboard-stats-page.png";
-/// A page the test adds to the server, for setting the cookie on its origin.
-const LANDING: &str = "/test-landing";
 
 /// Kills chromedriver when the test ends, however it ends.
 struct Driver {
@@ -174,7 +172,6 @@ async fn seed(store: &Store) -> String {
         .reference
 }
 
-#[allow(dead_code)] // Used once the sign-in form is merged.
 async fn sign_in(client: &Client, base: &str) -> Result<(), fantoccini::error::CmdError> {
     client.goto(&format!("{base}/login")).await?;
     let form = client
@@ -199,43 +196,6 @@ async fn sign_in(client: &Client, base: &str) -> Result<(), fantoccini::error::C
         .wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css("table.queue"))
-        .await?;
-    Ok(())
-}
-
-/// Until the sign-in form exists: a session row made through the store, its cookie set in the browser.
-async fn sign_in_with_cookie(
-    client: &Client,
-    base: &str,
-    store: &Store,
-) -> Result<(), fantoccini::error::CmdError> {
-    let user = store
-        .user_by_email(EMAIL)
-        .await
-        .expect("lookup")
-        .expect("user exists");
-    let token = random_token();
-    store
-        .create_session(
-            &token_hash(&token),
-            user.id,
-            &random_token(),
-            Utc::now() + chrono::Duration::hours(1),
-        )
-        .await
-        .expect("session");
-    // A cookie can only be set for the origin the browser is on, and Chromium
-    // shows its own error page (another origin) for an empty 404: land on a
-    // page of this server that needs no session.
-    client.goto(&format!("{base}{LANDING}")).await?;
-    // WebDriver's add-cookie refuses a bare IP host here; the page's own script may set it.
-    client
-        .execute(
-            "document.cookie = arguments[0];",
-            vec![serde_json::Value::String(format!(
-                "{SESSION_COOKIE}={token}; path=/"
-            ))],
-        )
         .await?;
     Ok(())
 }
@@ -294,17 +254,14 @@ async fn browser_signs_in_and_closes_a_task_with_a_note() {
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = router(AppState::new(Config::defaults(), store.clone())).route(
-        LANDING,
-        axum::routing::get(|| async { "test landing page" }),
-    );
+    let app = router(AppState::new(Config::defaults(), store.clone()));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     let driver = start_chromedriver().await;
     let profile = tempfile::tempdir().expect("profile dir");
     let client = browser(&driver, profile.path()).await;
     let outcome = async {
-        sign_in_with_cookie(&client, &base, &store).await?;
+        sign_in(&client, &base).await?;
         let audit = close_from_queue(&client, &base, &reference).await?;
         let charts = stats_charts(&client, &base).await?;
         Ok::<_, fantoccini::error::CmdError>((audit, charts))

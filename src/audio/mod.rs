@@ -1,8 +1,23 @@
 //! Pure audio DSP: the internal frame type, G.711, resampling, voice activity
-//! detection and DTMF. No I/O; the per-frame paths allocate nothing.
+//! detection and DTMF. No network and no clock; only `wav` touches files, and
+//! it is not on the call path. The per-frame paths allocate nothing.
 //!
 //! Internal audio is PCM16 mono at 16 kHz in 20 ms frames; transports convert
 //! once at their edge.
+//!
+//! - [`g711`]: μ-law / A-law per sample and per slice.
+//! - [`resample`]: streaming 8 kHz ↔ 16 kHz per frame; any rate → 16 kHz for files.
+//! - [`vad`]: per-frame voice activity with onset, hangover and pre-roll.
+//! - [`segment`]: frames → whole utterances for batch speech recognition.
+//! - [`dtmf`]: in-band DTMF key detection.
+//! - [`wav`]: WAV files in (any common encoding) and out (PCM16 mono).
+
+pub mod dtmf;
+pub mod g711;
+pub mod resample;
+pub mod segment;
+pub mod vad;
+pub mod wav;
 
 /// Internal sample rate (Hz).
 pub const SAMPLE_RATE: u32 = 16_000;

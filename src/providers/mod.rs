@@ -3,6 +3,10 @@
 //! whether they are worth retrying. Retry and fallback are adapters here, not
 //! `if`s in the session.
 
+pub mod intent;
+pub mod stt;
+pub mod tts;
+
 use std::future::Future;
 use std::pin::Pin;
 

@@ -6,6 +6,8 @@
 
 mod calls;
 mod tasks;
+#[doc(hidden)]
+pub mod testkit;
 mod types;
 mod users;
 

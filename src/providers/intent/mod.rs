@@ -1,0 +1,6 @@
+//! Intent extraction engines: turn the conversation so far into an
+//! [`Extraction`](crate::domain::Extraction). `rules` is the offline default;
+//! cloud engines live beside it. No engine here writes to the store or talks to
+//! the call core directly.
+
+pub mod rules;
