@@ -229,6 +229,49 @@ async fn close_from_queue(
     client.find(Locator::Css("#audit")).await?.text().await
 }
 
+/// An open queue shows a task created meanwhile without a reload
+/// (server-sent events → the page re-fetches its fragment).
+async fn live_queue(
+    client: &Client,
+    base: &str,
+    store: &Store,
+) -> Result<(), fantoccini::error::CmdError> {
+    client.goto(&format!("{base}/admin/tasks")).await?;
+    // The stream is open once the page shows its "live" marker.
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#live:not([hidden])"))
+        .await?;
+    // A reload would drop this variable.
+    client
+        .execute("window.__notReloaded = true;", vec![])
+        .await?;
+    let fields = TaskFields {
+        category: Some("electrical".into()),
+        issue: Some("sparking socket".into()),
+        ..TaskFields::default()
+    };
+    let created = store.create_task(None, fields, "call").await.expect("task");
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(&format!(
+            "tr[data-ref='{}']",
+            created.reference
+        )))
+        .await?;
+    let kept = client
+        .execute("return window.__notReloaded === true;", vec![])
+        .await?;
+    assert_eq!(
+        kept,
+        serde_json::Value::Bool(true),
+        "the queue page reloaded"
+    );
+    Ok(())
+}
+
 /// Opens the statistics page, saves a screenshot, and counts the rendered charts.
 async fn stats_charts(client: &Client, base: &str) -> Result<usize, fantoccini::error::CmdError> {
     client.goto(&format!("{base}/admin/stats")).await?;
@@ -262,6 +305,7 @@ async fn browser_signs_in_and_closes_a_task_with_a_note() {
     let client = browser(&driver, profile.path()).await;
     let outcome = async {
         sign_in(&client, &base).await?;
+        live_queue(&client, &base, &store).await?;
         let audit = close_from_queue(&client, &base, &reference).await?;
         let charts = stats_charts(&client, &base).await?;
         Ok::<_, fantoccini::error::CmdError>((audit, charts))
