@@ -144,7 +144,10 @@ pub async fn serve(
     .await;
     stop.cancel();
     registry.shutdown();
-    if tokio::time::timeout(CALL_DRAIN, registry.drained()).await.is_err() {
+    if tokio::time::timeout(CALL_DRAIN, registry.drained())
+        .await
+        .is_err()
+    {
         tracing::warn!("calls still live after the drain period; closing anyway");
     }
     if let Some(sip) = sip {
@@ -159,21 +162,25 @@ pub async fn serve(
 
 /// The embedded engines: Whisper (when its model is there), flite, rules.
 pub fn offline_engines(config: &Config) -> Engines {
-    let stt: Arc<dyn SttProvider> = match WhisperEngine::load(&config.stt.whisper_model, config.stt.threads) {
-        Ok(engine) => Arc::new(OfflineStt::new(Arc::new(engine))),
-        Err(e) => {
-            let reason = format!(
-                "speech model {} not loaded ({e}); run `switchboard models fetch`",
-                config.stt.whisper_model.display()
-            );
-            tracing::error!("{reason}");
-            Arc::new(UnavailableStt { reason })
-        }
-    };
+    let stt: Arc<dyn SttProvider> =
+        match WhisperEngine::load(&config.stt.whisper_model, config.stt.threads) {
+            Ok(engine) => Arc::new(OfflineStt::new(Arc::new(engine))),
+            Err(e) => {
+                let reason = format!(
+                    "speech model {} not loaded ({e}); run `switchboard models fetch`",
+                    config.stt.whisper_model.display()
+                );
+                tracing::error!("{reason}");
+                Arc::new(UnavailableStt { reason })
+            }
+        };
     Engines {
         stt,
         tts: Arc::new(OfflineTts::new()),
-        extractor: Arc::new(RulesExtractor::new(config.business.categories.clone(), config.business.timezone)),
+        extractor: Arc::new(RulesExtractor::new(
+            config.business.categories.clone(),
+            config.business.timezone,
+        )),
     }
 }
 
@@ -184,7 +191,9 @@ async fn start_sip(
     host: Arc<dyn CallHost>,
     stop: CancellationToken,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
-    let Some(addr) = config.sip.addr else { return Ok(None) };
+    let Some(addr) = config.sip.addr else {
+        return Ok(None);
+    };
     let socket = tokio::net::UdpSocket::bind(addr)
         .await
         .with_context(|| format!("cannot bind SIP on {addr} (sip.addr)"))?;
