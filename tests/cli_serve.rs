@@ -149,7 +149,7 @@ fn user_add_and_token_create_write_usable_credentials() {
 #[test]
 fn unwired_commands_exit_2_and_say_so() {
     let dir = tempfile::tempdir().unwrap();
-    for args in [&["simulate", "--script", "x"][..], &["models", "fetch"][..]] {
+    for args in [&["simulate", "--script", "x"][..]] {
         let out = switchboard(dir.path(), args, &[], "");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(text(&out.stderr).contains("not available in this build"));
