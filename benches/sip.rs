@@ -25,7 +25,9 @@ Contact: <sip:alice@192.0.2.5:5070>\r\nContent-Type: application/sdp\r\nContent-
 
 fn signalling(c: &mut Criterion) {
     let data = invite(1);
-    c.bench_function("sip_parse_invite", |b| b.iter(|| Message::parse(black_box(&data)).is_ok()));
+    c.bench_function("sip_parse_invite", |b| {
+        b.iter(|| Message::parse(black_box(&data)).is_ok())
+    });
     c.bench_function("sdp_parse_and_negotiate", |b| {
         b.iter(|| {
             let offer = SessionDescription::parse(black_box(SDP)).unwrap();
