@@ -9,6 +9,7 @@ pub mod call;
 pub mod config;
 pub mod domain;
 pub mod events;
+pub mod models;
 pub mod providers;
 pub mod session;
 pub mod store;
@@ -23,10 +24,22 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use std::sync::Arc;
+
 use config::{Config, LogFormat};
 use events::Bus;
+use providers::intent::rules::RulesExtractor;
+use providers::stt::offline::{OfflineStt, WhisperEngine};
+use providers::stt::unavailable::UnavailableStt;
+use providers::tts::offline::OfflineTts;
+use providers::SttProvider;
+use session::{Deps, Engines, Registry, Sessions};
 use store::{Role, Store};
+use transport::twilio::{CallHost, TwilioRuntime};
 use web::AppState;
+
+/// How long shutdown waits for live calls to finish their goodbyes.
+const CALL_DRAIN: Duration = Duration::from_secs(10);
 
 /// How often expired sign-in sessions are deleted.
 const SESSION_SWEEP: Duration = Duration::from_secs(3600);
@@ -97,8 +110,18 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
+    let sessions = Sessions::new(Deps {
+        config: Arc::new(config.clone()),
+        store: store.clone(),
+        engines: offline_engines(&config),
+        registry: Registry::new(config.call.max_concurrent),
+    });
+    let registry = sessions.deps().registry.clone();
+    let host: Arc<dyn CallHost> = Arc::new(sessions);
+    let sip = start_sip(&config, host.clone(), stop.clone()).await?;
+    let twilio = TwilioRuntime::new(&config, host);
     let state = AppState::with_shutdown(config, store.clone(), stop.clone());
-    let app = web::router(state);
+    let app = web::router(state).layer(axum::Extension(twilio));
     let addr = listener.local_addr().context("listener has no address")?;
     tracing::info!(%addr, "serving HTTP");
     let sweeper = tokio::spawn(sweep_sessions(store.clone(), stop.clone()));
@@ -120,11 +143,78 @@ pub async fn serve(
     .with_graceful_shutdown(signal)
     .await;
     stop.cancel();
+    registry.shutdown();
+    if tokio::time::timeout(CALL_DRAIN, registry.drained())
+        .await
+        .is_err()
+    {
+        tracing::warn!("calls still live after the drain period; closing anyway");
+    }
+    if let Some(sip) = sip {
+        let _ = sip.await;
+    }
     let _ = sweeper.await;
     store.close().await;
     served.context("HTTP server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The embedded engines: Whisper (when its model is there), flite, rules.
+pub fn offline_engines(config: &Config) -> Engines {
+    let stt: Arc<dyn SttProvider> =
+        match WhisperEngine::load(&config.stt.whisper_model, config.stt.threads) {
+            Ok(engine) => Arc::new(OfflineStt::new(Arc::new(engine))),
+            Err(e) => {
+                let reason = format!(
+                    "speech model {} not loaded ({e}); run `switchboard models fetch`",
+                    config.stt.whisper_model.display()
+                );
+                tracing::error!("{reason}");
+                Arc::new(UnavailableStt { reason })
+            }
+        };
+    Engines {
+        stt,
+        tts: Arc::new(OfflineTts::new()),
+        extractor: Arc::new(RulesExtractor::new(
+            config.business.categories.clone(),
+            config.business.timezone,
+        )),
+    }
+}
+
+/// Binds the SIP socket (when configured) and serves it until `stop`; every
+/// answered call goes to the call host.
+async fn start_sip(
+    config: &Config,
+    host: Arc<dyn CallHost>,
+    stop: CancellationToken,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(addr) = config.sip.addr else {
+        return Ok(None);
+    };
+    let socket = tokio::net::UdpSocket::bind(addr)
+        .await
+        .with_context(|| format!("cannot bind SIP on {addr} (sip.addr)"))?;
+    let (legs_tx, mut legs_rx) = tokio::sync::mpsc::channel(64);
+    let server = transport::sip::server::SipServer {
+        config: config.sip.clone(),
+        admission: Arc::new(tokio::sync::Semaphore::new(config.call.max_concurrent)),
+        calls: legs_tx,
+        agent_uri: config.escalation.agent_sip_uri.clone(),
+        registration_status: Default::default(),
+    };
+    tokio::spawn(async move {
+        while let Some(leg) = legs_rx.recv().await {
+            tokio::spawn(host.run(leg));
+        }
+    });
+    Ok(Some(tokio::spawn(async move {
+        if let Err(e) = server.run(socket, stop.cancelled_owned()).await {
+            tracing::error!(error = %e, "SIP server failed");
+        }
+    })))
 }
 
 async fn sweep_sessions(store: Store, stop: CancellationToken) {

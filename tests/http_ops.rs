@@ -110,6 +110,7 @@ async fn run_serves_then_drains_and_returns_on_shutdown() {
     let db = format!("sqlite://{}", dir.path().join("s.db").display());
     config.database_url = switchboard::config::Secret::new(db);
     config.api_token = Some(switchboard::config::Secret::new("t0ken"));
+    config.sip.addr = None;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

@@ -4,6 +4,8 @@
 //! `if`s in the session.
 
 pub mod intent;
+pub mod stt;
+pub mod tts;
 
 use std::future::Future;
 use std::pin::Pin;

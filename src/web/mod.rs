@@ -10,6 +10,7 @@ pub mod error;
 pub mod login;
 pub mod metrics;
 pub mod ops;
+pub mod pages;
 pub mod sse;
 pub mod state;
 pub mod throttle;
@@ -25,6 +26,7 @@ use axum::{middleware, Router};
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(login::routes())
+        .merge(pages::routes())
         .merge(users::routes())
         .merge(ops::routes())
         .merge(crate::transport::twilio::routes())

@@ -1,0 +1,5 @@
+//! Speech-to-text engines. [`offline`] is the embedded default: Whisper
+//! (whisper.cpp through `whisper-rs`) run on each VAD-ended utterance.
+
+pub mod offline;
+pub mod unavailable;

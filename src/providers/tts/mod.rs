@@ -1,0 +1,5 @@
+//! Text-to-speech engines. [`offline`] is the embedded default: flite's
+//! `cmu_us_slt` voice through the hand-written FFI in [`flite`].
+
+pub mod flite;
+pub mod offline;

@@ -1,0 +1,103 @@
+//! Statistics (`/admin/stats`): calls and tasks per day over the last 30
+//! days, tasks by category and by status, the escalation rate and the median
+//! time to close, drawn as inline SVG by [`super::charts`].
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+
+use super::charts::{bar_chart, line_chart, ratio_bar, Series};
+use super::{fmt_duration, render, Layout};
+use crate::web::auth::CurrentUser;
+use crate::web::{AppState, WebError};
+
+/// The window of the per-day chart.
+const DAYS: i64 = 30;
+
+#[derive(Template)]
+#[template(path = "stats.html")]
+pub struct StatsPage {
+    pub layout: Layout,
+    pub days: i64,
+    pub calls_in_window: i64,
+    pub tasks_in_window: i64,
+    pub tasks_total: i64,
+    pub escalated_total: i64,
+    pub escalation_rate: String,
+    pub median_close: String,
+    /// Ready-made `<svg>` markup; its text was escaped by the chart functions.
+    pub per_day_svg: String,
+    pub by_category_svg: String,
+    pub by_status_svg: String,
+    pub escalation_svg: String,
+}
+
+pub async fn show(user: CurrentUser, State(state): State<AppState>) -> Result<Response, WebError> {
+    let stats = state.store().stats(Utc::now(), DAYS).await?;
+    // `MM-DD` is enough under a 30-day axis.
+    let labels: Vec<String> = stats
+        .per_day
+        .iter()
+        .map(|d| d.day.get(5..).unwrap_or(&d.day).to_string())
+        .collect();
+    let calls: Vec<f64> = stats.per_day.iter().map(|d| d.calls as f64).collect();
+    let tasks: Vec<f64> = stats.per_day.iter().map(|d| d.tasks as f64).collect();
+    let per_day_svg = line_chart(
+        &format!("Calls and tasks per day, last {DAYS} days"),
+        &labels,
+        &[
+            Series {
+                name: "Calls",
+                values: &calls,
+                color: "#2563eb",
+            },
+            Series {
+                name: "Tasks",
+                values: &tasks,
+                color: "#16a34a",
+            },
+        ],
+    );
+    let by_category: Vec<(String, f64)> = stats
+        .by_category
+        .iter()
+        .map(|(c, n)| (c.clone(), *n as f64))
+        .collect();
+    let by_status: Vec<(String, f64)> = stats
+        .by_status
+        .iter()
+        .map(|(s, n)| (s.label().to_string(), *n as f64))
+        .collect();
+    let rate = if stats.tasks_total > 0 {
+        format!(
+            "{:.1}%",
+            100.0 * stats.escalated_total as f64 / stats.tasks_total as f64
+        )
+    } else {
+        "–".into()
+    };
+    let page = StatsPage {
+        layout: Layout::new(&user, "Statistics", "stats"),
+        days: DAYS,
+        calls_in_window: stats.per_day.iter().map(|d| d.calls).sum(),
+        tasks_in_window: stats.per_day.iter().map(|d| d.tasks).sum(),
+        tasks_total: stats.tasks_total,
+        escalated_total: stats.escalated_total,
+        escalation_rate: rate,
+        median_close: stats
+            .median_close_secs
+            .map(|s| fmt_duration(s.round() as i64))
+            .unwrap_or_else(|| "–".into()),
+        per_day_svg,
+        by_category_svg: bar_chart("Tasks by category", &by_category, "#7c3aed"),
+        by_status_svg: bar_chart("Tasks by status", &by_status, "#0891b2"),
+        escalation_svg: ratio_bar(
+            "Escalation rate",
+            stats.escalated_total,
+            stats.tasks_total,
+            "#dc2626",
+        ),
+    };
+    Ok(render(&page)?.into_response())
+}
