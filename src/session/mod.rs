@@ -137,6 +137,14 @@ impl Sessions {
     pub fn deps(&self) -> &Deps {
         &self.deps
     }
+
+    /// Runs every leg that arrives on `legs` (a transport's accept loop, such
+    /// as the SIP server) as its own task, until the channel closes.
+    pub async fn serve_legs(&self, mut legs: tokio::sync::mpsc::Receiver<CallLeg>) {
+        while let Some(leg) = legs.recv().await {
+            tokio::spawn(self.run(leg));
+        }
+    }
 }
 
 impl CallHost for Sessions {

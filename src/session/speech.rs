@@ -14,6 +14,8 @@ use crate::call::UtteranceId;
 use crate::providers::{ProviderError, TtsProvider};
 
 /// What a speaker task reports.
+// Frames travel by value on purpose: boxing would allocate per 20 ms frame.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(super) enum SpeechMsg {
     Frame(UtteranceId, Frame),

@@ -114,7 +114,7 @@ fn check_signature(
     headers: &HeaderMap,
     url: &str,
     params: &Params,
-) -> Result<(), Response> {
+) -> Result<(), Box<Response>> {
     let Some(token) = &state.config().twilio.auth_token else {
         return Ok(());
     };
@@ -126,7 +126,9 @@ fn check_signature(
         Ok(())
     } else {
         tracing::warn!(%url, present = !sig.is_empty(), "rejected request with a bad Twilio signature");
-        Err((StatusCode::FORBIDDEN, "invalid Twilio signature").into_response())
+        Err(Box::new(
+            (StatusCode::FORBIDDEN, "invalid Twilio signature").into_response(),
+        ))
     }
 }
 
@@ -157,7 +159,7 @@ async fn voice(
         &uri,
     );
     if let Err(resp) = check_signature(&state, &headers, &url, &params) {
-        return resp;
+        return *resp;
     }
     let Some(call_sid) = param(&params, "CallSid").filter(|s| !s.is_empty()) else {
         return (StatusCode::BAD_REQUEST, "missing CallSid").into_response();
@@ -199,7 +201,7 @@ async fn status(
         &uri,
     );
     if let Err(resp) = check_signature(&state, &headers, &url, &params) {
-        return resp;
+        return *resp;
     }
     let (Some(call_sid), Some(call_status)) =
         (param(&params, "CallSid"), param(&params, "CallStatus"))
@@ -243,7 +245,7 @@ async fn media_socket(
         &uri,
     );
     if let Err(resp) = check_signature(&state, &headers, &url, &Vec::new()) {
-        return resp;
+        return *resp;
     }
     let Some(Extension(runtime)) = runtime else {
         return (StatusCode::SERVICE_UNAVAILABLE, "calls are not enabled").into_response();

@@ -15,9 +15,9 @@ use axum::Extension;
 use switchboard::config::{Config, Sources};
 use switchboard::domain::{Speaker, TaskStatus, Urgency};
 use switchboard::events::Bus;
-use switchboard::session::{self, Deps, Registry, Sessions};
+use switchboard::session::{Deps, Registry, Sessions};
 use switchboard::store::Store;
-use switchboard::transport::twilio::{MediaOptions, RestClient, TokenKey, TwilioRuntime};
+use switchboard::transport::twilio::TwilioRuntime;
 use switchboard::web::{self, AppState};
 use twilio_support::{fake_rest, parse_stream_twiml, post_voice, Phone, RestRequest};
 
@@ -62,20 +62,15 @@ async fn start(with_engines: bool) -> Harness {
     let state = AppState::new(config.clone(), store.clone());
     let mut app = web::router(state);
     if with_engines {
-        let engines = session::offline_engines(&config).expect("offline engines");
+        switchboard::models::fetch(&config.stt.whisper_model).expect("the Whisper model");
+        let engines = switchboard::offline_engines(&config);
         let deps = Deps {
             registry: Registry::new(config.call.max_concurrent),
             config: Arc::new(config.clone()),
             store: store.clone(),
             engines,
         };
-        let runtime = TwilioRuntime {
-            media: MediaOptions::new(
-                TokenKey::derive(&config),
-                RestClient::from_config(&config.twilio),
-            ),
-            host: Arc::new(Sessions::new(deps)),
-        };
+        let runtime = TwilioRuntime::new(&config, Arc::new(Sessions::new(deps)));
         app = app.layer(Extension(runtime));
     }
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -200,7 +195,7 @@ async fn twilio_call_end_to_end() {
 
     // The caller talks over the greeting: barge-in clears playback.
     let t_barge = Instant::now();
-    phone.speak(fixture("01_sink.wav"));
+    phone.speak(fixture("10_lock.wav"));
     phone
         .wait_for("clear after barge-in", Duration::from_secs(10), |l| {
             !l.clears.is_empty()
@@ -234,7 +229,7 @@ async fn twilio_call_end_to_end() {
         .await
         .unwrap()
         .expect("a task for the call");
-    assert_eq!(task.category.as_deref(), Some("plumbing"), "{task:?}");
+    assert_eq!(task.category.as_deref(), Some("locksmith"), "{task:?}");
     let location = task.location.clone().unwrap_or_default().to_lowercase();
     assert!(location.contains("42 oak street"), "{task:?}");
     let when = task
@@ -285,7 +280,7 @@ async fn twilio_call_end_to_end() {
         .collect();
     assert!(caller.len() >= 4, "{caller:?}");
     assert!(
-        caller.join(" ").to_lowercase().contains("sink"),
+        caller.join(" ").to_lowercase().contains("lock"),
         "{caller:?}"
     );
     // The greeting was cut by the barge-in: its line says how much was heard.
@@ -303,15 +298,15 @@ async fn twilio_call_end_to_end() {
     phone
         .wait_agent_done(start, Duration::from_millis(500), Duration::from_secs(30))
         .await;
-    turn(&phone, "01_sink.wav").await;
+    turn(&phone, "10_lock.wav").await;
     phone.drop_socket();
     let call = wait_ended(&h, id, Duration::from_secs(20)).await;
     assert_eq!(call.end_reason.as_deref(), Some("socket_lost"), "{call:?}");
     let transcript = h.store.transcript(id).await.unwrap();
     assert!(transcript
         .iter()
-        .any(|t| t.speaker == Speaker::Caller && t.text.to_lowercase().contains("sink")));
+        .any(|t| t.speaker == Speaker::Caller && t.text.to_lowercase().contains("lock")));
     assert!(transcript.iter().any(|t| t.speaker == Speaker::Agent));
     let task = h.store.task_for_call(id).await.unwrap().expect("task kept");
-    assert_eq!(task.category.as_deref(), Some("plumbing"));
+    assert_eq!(task.category.as_deref(), Some("locksmith"));
 }
