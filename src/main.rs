@@ -42,7 +42,7 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Run a simulated call (provided by a later build)
+    /// Run one call offline with caller turns (--wav PATH | --say TEXT, repeatable, in order) and print transcript and task as JSON
     Simulate {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -124,10 +124,6 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
     if let Command::CheckConfig = command {
         return check_config(cli.config.as_deref());
     }
-    if let Command::Simulate { .. } = command {
-        // The voice path wires these; the CLI shape is fixed now so scripts can rely on it.
-        return Err(usage("this command is not available in this build"));
-    }
     let config = Config::load(cli.config.as_deref()).map_err(|e| usage(e.to_string()))?;
     switchboard::init_logging(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -146,6 +142,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             Command::Models {
                 command: ModelsCommand::Fetch,
             } => fetch_model(&config),
+            Command::Simulate { args } => simulate(config, &args).await,
             _ => serve(config).await,
         }
     })
@@ -166,6 +163,16 @@ async fn serve(config: Config) -> Result<(), Failure> {
         .await
         .with_context(|| format!("cannot listen on {} (http_addr)", config.http_addr))?;
     switchboard::run(config, listener, shutdown).await?;
+    Ok(())
+}
+
+async fn simulate(config: Config, args: &[String]) -> Result<(), Failure> {
+    let turns = switchboard::session::simulate::parse_turns(args).map_err(usage)?;
+    let result = switchboard::session::simulate::simulate(config, turns).await?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&result).context("printing the result")?
+    );
     Ok(())
 }
 

@@ -147,12 +147,16 @@ fn user_add_and_token_create_write_usable_credentials() {
 }
 
 #[test]
-fn unwired_commands_exit_2_and_say_so() {
+fn simulate_without_turns_exits_2_and_says_how() {
     let dir = tempfile::tempdir().unwrap();
-    for args in [&["simulate", "--script", "x"][..]] {
+    for args in [&["simulate", "--script", "x"][..], &["simulate"][..]] {
         let out = switchboard(dir.path(), args, &[], "");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(text(&out.stderr).contains("not available in this build"));
+        assert!(
+            text(&out.stderr).contains("--wav PATH"),
+            "{}",
+            text(&out.stderr)
+        );
     }
 }
 

@@ -79,6 +79,7 @@ impl Call {
                 end_of_turn,
             } => self.on_final(&text, confidence, end_of_turn),
             SttEvent::UtteranceEnd => {
+                self.turn.on_utterance_end();
                 if self.phase == Phase::Active && self.turn.has_text() {
                     self.end_turn("utterance_end");
                 }

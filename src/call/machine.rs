@@ -19,6 +19,8 @@ use super::{CallConfig, EndReason, Input, Output, Purpose, TurnId};
 
 /// How long an idle call sleeps once it has ended; nothing is due then.
 const ENDED_IDLE: Duration = Duration::from_secs(3600);
+/// Extra patience before a re-prompt while the recogniser still owes us words.
+const STT_GRACE: Duration = Duration::from_secs(10);
 /// The second filler comes at this multiple of `filler_after`.
 const SECOND_FILLER_FACTOR: f64 = 2.5;
 
@@ -225,7 +227,14 @@ impl Call {
             && !self.play.playing()
             && !self.turn.busy()
             && self.dialogue.stage() != Stage::Done;
-        waiting.then(|| self.idle_since + self.config.tuning.reprompt_after)
+        // A slow recogniser must not make the agent ask "are you still there?"
+        // over words the caller already said: wait longer while they are on the way.
+        let grace = if self.turn.awaiting_words() {
+            STT_GRACE
+        } else {
+            Duration::ZERO
+        };
+        waiting.then(|| self.idle_since + self.config.tuning.reprompt_after + grace)
     }
 
     fn next_deadline(&self) -> Instant {

@@ -44,6 +44,8 @@ pub struct TurnTracker {
     finals: Vec<String>,
     confidence: Option<f32>,
     last_final_at: Option<Instant>,
+    /// Speech was heard that the recogniser has not reported on yet.
+    untranscribed: bool,
 }
 
 impl TurnTracker {
@@ -54,6 +56,7 @@ impl TurnTracker {
             if new_run {
                 self.run_start = Some(at);
                 self.last_run_start = Some(at);
+                self.untranscribed = true;
                 self.turn_start.get_or_insert(at);
             }
             self.last_speech = Some(at);
@@ -91,6 +94,17 @@ impl TurnTracker {
         self.confidence = Some(self.confidence.map_or(confidence, |c| c.min(confidence)));
         self.last_final_at = Some(at);
         self.turn_start.get_or_insert(at);
+        self.untranscribed = false;
+    }
+
+    /// The recogniser finished an utterance (with or without words).
+    pub fn on_utterance_end(&mut self) {
+        self.untranscribed = false;
+    }
+
+    /// Speech was heard and its words (if any) are still on the way.
+    pub fn awaiting_words(&self) -> bool {
+        self.untranscribed && !self.speaking()
     }
 
     /// The turn holds transcribed words that have not been handed on yet.

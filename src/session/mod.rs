@@ -17,6 +17,7 @@
 mod detect;
 mod driver;
 pub mod registry;
+pub mod simulate;
 mod speech;
 #[cfg(test)]
 mod tests;

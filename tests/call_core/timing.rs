@@ -372,3 +372,18 @@ fn an_answer_held_during_a_cough_plays_when_the_sound_stops() {
     assert!(reply.2.contains("address"));
     assert!(d.events("stale_result").is_empty());
 }
+
+#[test]
+fn no_reprompt_while_a_slow_recogniser_still_owes_words() {
+    let mut d = after_greeting(config());
+    d.extractor = fixed(100, extraction("plumbing", "sink leaking", 0.9));
+    // The caller speaks for a second; the recogniser takes 8 s to answer.
+    d.frames(1000, true);
+    d.frames(200, false);
+    d.wait(8000);
+    assert!(d.events("reprompt").is_empty(), "{:?}", d.says());
+    d.final_text("my sink is leaking", true);
+    d.until_quiet();
+    assert!(d.events("reprompt").is_empty());
+    assert_eq!(d.extract_requests().len(), 1, "the late words end the turn");
+}
