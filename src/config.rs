@@ -101,7 +101,7 @@ pub const KEYS: &[Key] = &[
     key(
         "log",
         "SWITCHBOARD_LOG",
-        Some("info"),
+        Some("info,whisper_rs=warn"),
         "log filter (tracing EnvFilter syntax)",
     ),
     key(
@@ -642,7 +642,7 @@ impl Config {
                 ))
             }
         };
-        let log = src.get("log").unwrap_or("info").to_string();
+        let log = src.get("log").unwrap_or("info,whisper_rs=warn").to_string();
         tracing_subscriber::EnvFilter::try_new(&log).map_err(|e| invalid("log", e.to_string()))?;
         let node_id = src
             .get("node_id")
