@@ -57,6 +57,9 @@ pub(super) struct Driver<'a> {
     end: Option<String>,
     /// How the leg ended, if it did.
     leg_end: Option<HangupReason>,
+    /// A transfer was handed to the carrier and has not failed: the carrier
+    /// ending the leg now means the human took the call.
+    transfer_in_flight: bool,
     dropped_stt_frames: u64,
     started: Instant,
     max_duration: Duration,
@@ -91,6 +94,7 @@ impl<'a> Driver<'a> {
             pending: VecDeque::new(),
             end: None,
             leg_end: None,
+            transfer_in_flight: false,
             dropped_stt_frames: 0,
             started,
         }
@@ -227,7 +231,10 @@ impl<'a> Driver<'a> {
                 Some(MarkKind::End(utterance)) => Some(Input::PlaybackFinished { at, utterance }),
                 None => None,
             },
-            Some(TransportEvent::TransferResult { ok }) => Some(Input::TransferResult { at, ok }),
+            Some(TransportEvent::TransferResult { ok }) => {
+                self.transfer_in_flight &= ok;
+                Some(Input::TransferResult { at, ok })
+            }
             Some(TransportEvent::Hangup(reason)) => {
                 self.leg_end = Some(reason);
                 Some(Input::CallerHungUp { at })
@@ -463,6 +470,7 @@ impl<'a> Driver<'a> {
     async fn on_transfer(&mut self) {
         match self.transfer_target.clone() {
             Some(target) if self.commands.is_some() => {
+                self.transfer_in_flight = true;
                 self.command(TransportCommand::Transfer(target)).await;
             }
             _ => self.pending.push_back(Input::TransferResult {
@@ -474,6 +482,11 @@ impl<'a> Driver<'a> {
 
     async fn on_hangup(&mut self, reason: EndReason) {
         let reason_text = match (&self.leg_end, reason) {
+            // Twilio ends the media stream when <Dial> takes over, sometimes
+            // before the transfer's own answer arrives.
+            (Some(HangupReason::Remote), EndReason::CallerHungUp) if self.transfer_in_flight => {
+                EndReason::Transferred.as_str().to_string()
+            }
             // The carrier side ended first: say how.
             (Some(leg), EndReason::CallerHungUp) => leg.as_end_reason().to_string(),
             _ => reason.as_str().to_string(),
