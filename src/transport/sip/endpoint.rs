@@ -693,13 +693,8 @@ impl Endpoint {
         self.send_sdp_ok(now, call, sdp)
     }
 
-    /// Answers a re-INVITE's offer.
-    pub fn answer_reoffer(
-        &mut self,
-        now: Instant,
-        call: &str,
-        sdp: &[u8],
-    ) -> Result<(), EndpointError> {
+    /// The dialog whose re-INVITE is about to be answered, clearing the pending mark.
+    fn take_reoffer(&mut self, call: &str) -> Result<&mut Dialog, EndpointError> {
         let d = self.dialog(call)?;
         if !d.reoffer_pending {
             return Err(EndpointError::WrongState {
@@ -708,6 +703,17 @@ impl Endpoint {
             });
         }
         d.reoffer_pending = false;
+        Ok(d)
+    }
+
+    /// Answers a re-INVITE's offer.
+    pub fn answer_reoffer(
+        &mut self,
+        now: Instant,
+        call: &str,
+        sdp: &[u8],
+    ) -> Result<(), EndpointError> {
+        self.take_reoffer(call)?;
         self.send_sdp_ok(now, call, sdp)
     }
 
@@ -718,14 +724,7 @@ impl Endpoint {
         call: &str,
         code: u16,
     ) -> Result<(), EndpointError> {
-        let d = self.dialog(call)?;
-        if !d.reoffer_pending {
-            return Err(EndpointError::WrongState {
-                call: call.into(),
-                state: "no re-INVITE pending",
-            });
-        }
-        d.reoffer_pending = false;
+        let d = self.take_reoffer(call)?;
         let (core, tag, source) = (d.invite.core.clone(), d.local_tag.clone(), d.source);
         let data = self.respond(source, &core, code, Some(&tag), &[]);
         let timer = self.timer(now);
