@@ -175,10 +175,9 @@ impl Registration {
                 concat!("Switchboard/", env!("CARGO_PKG_VERSION")).to_string(),
             ),
         ];
-        if self.challenge.is_some() {
+        if let Some(ch) = self.challenge.clone() {
             self.nc += 1;
             let cnonce = self.token();
-            let ch = self.challenge.as_ref().expect("checked above");
             extra.push((
                 "Authorization",
                 ch.authorize(
