@@ -25,6 +25,8 @@ pub struct ProviderError {
     pub message: String,
     /// A later attempt may succeed (timeouts, 429, 5xx, dropped connections).
     pub retryable: bool,
+    /// How long the provider asked us to wait (a 429's `Retry-After`).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ProviderError {
@@ -33,6 +35,7 @@ impl ProviderError {
             engine,
             message: message.into(),
             retryable: false,
+            retry_after: None,
         }
     }
     pub fn retryable(engine: &'static str, message: impl Into<String>) -> Self {
@@ -40,7 +43,14 @@ impl ProviderError {
             engine,
             message: message.into(),
             retryable: true,
+            retry_after: None,
         }
+    }
+
+    /// The provider asked for this pause before the next request.
+    pub fn with_retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
     }
 }
 

@@ -13,6 +13,13 @@ use chrono_tz::Tz;
 
 use crate::domain::DEFAULT_CATEGORIES;
 
+mod engines;
+
+pub use engines::{
+    ChatConfig, ChatFormat, DeepgramConfig, ElevenLabsConfig, EnginesConfig, IntentEngine,
+    OpenAiTtsConfig, SttEngine, TranscribeConfig, TtsEngine,
+};
+
 /// A value that must not be printed.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -45,6 +52,8 @@ pub struct Key {
     pub env: &'static str,
     pub default: Option<&'static str>,
     pub secret: bool,
+    /// May only come from the environment, never the config file (API keys).
+    pub env_only: bool,
     pub help: &'static str,
 }
 
@@ -59,6 +68,7 @@ const fn key(
         env,
         default,
         secret: false,
+        env_only: false,
         help,
     }
 }
@@ -69,6 +79,18 @@ const fn secret(name: &'static str, env: &'static str, help: &'static str) -> Ke
         env,
         default: None,
         secret: true,
+        env_only: false,
+        help,
+    }
+}
+
+const fn env_secret(name: &'static str, env: &'static str, help: &'static str) -> Key {
+    Key {
+        name,
+        env,
+        default: None,
+        secret: true,
+        env_only: true,
         help,
     }
 }
@@ -287,6 +309,192 @@ pub const KEYS: &[Key] = &[
         None,
         "SIP URI a human answers (REFER target)",
     ),
+    key(
+        "escalation.oncall_sms",
+        "SWITCHBOARD_ONCALL_SMS",
+        None,
+        "phone number (E.164) texted a summary of every escalation (needs twilio.from_number)",
+    ),
+    key(
+        "twilio.from_number",
+        "SWITCHBOARD_TWILIO_FROM",
+        None,
+        "Twilio number (E.164) that SMS and outbound calls come from",
+    ),
+    key(
+        "stt.engines",
+        "SWITCHBOARD_STT_ENGINES",
+        None,
+        "speech-to-text chain, in order: deepgram, transcribe, offline (default: the cloud engines that have keys, then offline)",
+    ),
+    key(
+        "tts.engines",
+        "SWITCHBOARD_TTS_ENGINES",
+        None,
+        "text-to-speech chain: elevenlabs, openai, deepgram, offline (default: those with keys, then offline)",
+    ),
+    key(
+        "intent.engines",
+        "SWITCHBOARD_INTENT_ENGINES",
+        None,
+        "intent chain: chat, rules (default: chat when it has a key, then rules)",
+    ),
+    key(
+        "engines.timeout_ms",
+        "SWITCHBOARD_ENGINE_TIMEOUT_MS",
+        Some("5000"),
+        "how long a cloud engine may take to connect or send its first byte before the next in the chain takes over",
+    ),
+    env_secret(
+        "openai.api_key",
+        "SWITCHBOARD_OPENAI_API_KEY",
+        "key shared by transcribe, chat and openai_tts when their own is unset",
+    ),
+    env_secret(
+        "deepgram.api_key",
+        "SWITCHBOARD_DEEPGRAM_API_KEY",
+        "Deepgram key: enables Deepgram live STT and Aura TTS",
+    ),
+    key(
+        "deepgram.base_url",
+        "SWITCHBOARD_DEEPGRAM_BASE_URL",
+        Some("https://api.deepgram.com"),
+        "Deepgram API base URL (the streaming wss:// URL is derived from it)",
+    ),
+    key(
+        "deepgram.model",
+        "SWITCHBOARD_DEEPGRAM_MODEL",
+        Some("nova-3"),
+        "Deepgram speech model",
+    ),
+    key(
+        "deepgram.language",
+        "SWITCHBOARD_DEEPGRAM_LANGUAGE",
+        Some("en"),
+        "Deepgram language code",
+    ),
+    key(
+        "deepgram.endpointing_ms",
+        "SWITCHBOARD_DEEPGRAM_ENDPOINTING_MS",
+        Some("300"),
+        "silence before Deepgram finalizes speech (endpointing)",
+    ),
+    key(
+        "deepgram.utterance_end_ms",
+        "SWITCHBOARD_DEEPGRAM_UTTERANCE_END_MS",
+        Some("1000"),
+        "gap in words that ends an utterance (utterance_end_ms, at least 1000)",
+    ),
+    key(
+        "deepgram.keyterms",
+        "SWITCHBOARD_DEEPGRAM_KEYTERMS",
+        None,
+        "words to boost, comma-separated (the business name and service area are always added)",
+    ),
+    key(
+        "deepgram.tts_model",
+        "SWITCHBOARD_DEEPGRAM_TTS_MODEL",
+        Some("aura-2-thalia-en"),
+        "Deepgram Aura voice model",
+    ),
+    env_secret(
+        "transcribe.api_key",
+        "SWITCHBOARD_TRANSCRIBE_API_KEY",
+        "key for the OpenAI-compatible transcription engine (Groq, OpenAI)",
+    ),
+    key(
+        "transcribe.base_url",
+        "SWITCHBOARD_TRANSCRIBE_BASE_URL",
+        Some("https://api.openai.com/v1"),
+        "OpenAI-compatible base URL for /audio/transcriptions (Groq: https://api.groq.com/openai/v1)",
+    ),
+    key(
+        "transcribe.model",
+        "SWITCHBOARD_TRANSCRIBE_MODEL",
+        Some("whisper-1"),
+        "transcription model (Groq: whisper-large-v3)",
+    ),
+    env_secret(
+        "chat.api_key",
+        "SWITCHBOARD_CHAT_API_KEY",
+        "key for the OpenAI-compatible chat engine (not needed for a local Ollama)",
+    ),
+    key(
+        "chat.base_url",
+        "SWITCHBOARD_CHAT_BASE_URL",
+        Some("https://api.openai.com/v1"),
+        "OpenAI-compatible base URL for /chat/completions (Groq, OpenAI, Ollama, vLLM)",
+    ),
+    key(
+        "chat.model",
+        "SWITCHBOARD_CHAT_MODEL",
+        Some("gpt-4o-mini"),
+        "chat model (Groq: llama-3.3-70b-versatile)",
+    ),
+    key(
+        "chat.timeout_ms",
+        "SWITCHBOARD_CHAT_TIMEOUT_MS",
+        Some("2500"),
+        "time limit for one intent answer; past it the turn is retried once, then handled by the rules",
+    ),
+    key(
+        "chat.response_format",
+        "SWITCHBOARD_CHAT_RESPONSE_FORMAT",
+        Some("json_schema"),
+        "how the model is asked for structure: json_schema, tools or json (a server that refuses one gets the next)",
+    ),
+    env_secret(
+        "openai_tts.api_key",
+        "SWITCHBOARD_OPENAI_TTS_API_KEY",
+        "key for OpenAI text-to-speech",
+    ),
+    key(
+        "openai_tts.base_url",
+        "SWITCHBOARD_OPENAI_TTS_BASE_URL",
+        Some("https://api.openai.com/v1"),
+        "OpenAI-compatible base URL for /audio/speech",
+    ),
+    key(
+        "openai_tts.model",
+        "SWITCHBOARD_OPENAI_TTS_MODEL",
+        Some("gpt-4o-mini-tts"),
+        "OpenAI speech model",
+    ),
+    key(
+        "openai_tts.voice",
+        "SWITCHBOARD_OPENAI_TTS_VOICE",
+        Some("alloy"),
+        "OpenAI voice",
+    ),
+    env_secret(
+        "elevenlabs.api_key",
+        "SWITCHBOARD_ELEVENLABS_API_KEY",
+        "ElevenLabs key: enables ElevenLabs streaming TTS",
+    ),
+    key(
+        "elevenlabs.base_url",
+        "SWITCHBOARD_ELEVENLABS_BASE_URL",
+        Some("https://api.elevenlabs.io"),
+        "ElevenLabs API base URL",
+    ),
+    key(
+        "elevenlabs.voice_id",
+        "SWITCHBOARD_ELEVENLABS_VOICE_ID",
+        Some("21m00Tcm4TlvDq8ikWAM"),
+        "ElevenLabs voice id",
+    ),
+    key(
+        "elevenlabs.model",
+        "SWITCHBOARD_ELEVENLABS_MODEL",
+        Some("eleven_flash_v2_5"),
+        "ElevenLabs model id",
+    ),
+    key(
+        "elevenlabs.optimize_streaming_latency",
+        "SWITCHBOARD_ELEVENLABS_LATENCY",
+        Some("3"),
+        "ElevenLabs optimize_streaming_latency, 0-4",
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -304,6 +512,7 @@ pub struct Config {
     pub twilio: TwilioConfig,
     pub sip: SipConfig,
     pub escalation: Escalation,
+    pub engines: EnginesConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -435,12 +644,16 @@ pub struct TwilioConfig {
     pub account_sid: Option<String>,
     pub auth_token: Option<Secret>,
     pub api_base: url::Url,
+    /// The number SMS and outbound calls come from.
+    pub from_number: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Escalation {
     pub agent_number: Option<String>,
     pub agent_sip_uri: Option<String>,
+    /// Texted a summary of every escalation.
+    pub oncall_sms: Option<String>,
 }
 
 /// A configuration problem, naming the key.
@@ -455,6 +668,11 @@ pub enum ConfigError {
     Toml { path: PathBuf, message: String },
     #[error("unknown config key `{0}` (see `switchboard check-config` for the known keys)")]
     UnknownKey(String),
+    #[error("`{key}` is a secret and is read only from the environment: set {env} instead of writing it in the config file")]
+    EnvOnly {
+        key: &'static str,
+        env: &'static str,
+    },
     #[error("invalid value for `{key}` ({env}): {reason}")]
     Invalid {
         key: &'static str,
@@ -494,6 +712,12 @@ impl Sources {
                     .iter()
                     .find(|k| k.name == name)
                     .ok_or_else(|| ConfigError::UnknownKey(name.clone()))?;
+                if key.env_only {
+                    return Err(ConfigError::EnvOnly {
+                        key: key.name,
+                        env: key.env,
+                    });
+                }
                 values.insert(key.name, value);
             }
         }
@@ -545,6 +769,10 @@ fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) {
             other => out.push((name, other.to_string())),
         }
     }
+}
+
+fn business_area(src: &Sources) -> Option<&str> {
+    src.get("business.service_area")
 }
 
 fn spec(name: &str) -> &'static Key {
@@ -732,6 +960,7 @@ impl Config {
                     format!("`{api_base_text}` is not a URL: {e}"),
                 )
             })?,
+            from_number: src.get("twilio.from_number").map(str::to_string),
         };
         if let Some(sid) = &twilio.account_sid {
             if !sid.starts_with("AC") {
@@ -745,7 +974,9 @@ impl Config {
         let escalation = Escalation {
             agent_number: src.get("escalation.agent_number").map(str::to_string),
             agent_sip_uri: src.get("escalation.agent_sip_uri").map(str::to_string),
+            oncall_sms: src.get("escalation.oncall_sms").map(str::to_string),
         };
+        let engines = engines::engines_config(src, &name, business_area(src))?;
 
         Ok(Config {
             http_addr,
@@ -767,6 +998,7 @@ impl Config {
             twilio,
             sip,
             escalation,
+            engines,
         })
     }
 
