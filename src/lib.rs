@@ -110,17 +110,24 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
+    let state = AppState::with_shutdown(config.clone(), store.clone(), stop.clone());
+    let engines = build_engines(&config, state.metrics().engine_stats());
+    tracing::info!(
+        stt = ?engines.stt.names(),
+        tts = ?engines.tts.names(),
+        intent = ?engines.extractor.names(),
+        "engine chains"
+    );
     let sessions = Sessions::new(Deps {
         config: Arc::new(config.clone()),
         store: store.clone(),
-        engines: offline_engines(&config),
+        engines,
         registry: Registry::new(config.call.max_concurrent),
     });
     let registry = sessions.deps().registry.clone();
     let host: Arc<dyn CallHost> = Arc::new(sessions);
     let sip = start_sip(&config, host.clone(), stop.clone()).await?;
     let twilio = TwilioRuntime::new(&config, host);
-    let state = AppState::with_shutdown(config, store.clone(), stop.clone());
     let app = web::router(state).layer(axum::Extension(twilio));
     let addr = listener.local_addr().context("listener has no address")?;
     tracing::info!(%addr, "serving HTTP");
@@ -160,8 +167,56 @@ pub async fn serve(
     Ok(())
 }
 
-/// The embedded engines: Whisper (when its model is there), flite, rules.
+/// The embedded engines only: Whisper (when its model is there), flite, rules.
 pub fn offline_engines(config: &Config) -> Engines {
+    let (stt, tts, intent) = offline_parts(config);
+    Engines::new(
+        vec![stt],
+        vec![tts],
+        vec![intent],
+        providers::report::EngineStats::new(),
+    )
+}
+
+type Parts = (
+    Arc<dyn SttProvider>,
+    Arc<dyn providers::TtsProvider>,
+    Arc<dyn providers::IntentExtractor>,
+);
+
+/// The engine chains the configuration names, in its order.
+pub fn build_engines(config: &Config, stats: Arc<providers::report::EngineStats>) -> Engines {
+    use config::{IntentEngine, SttEngine, TtsEngine};
+    let e = &config.engines;
+    let (offline_stt, offline_tts, rules) = offline_parts(config);
+    let stt = e
+        .stt
+        .iter()
+        .map(|engine| match engine {
+            SttEngine::Offline => offline_stt.clone(),
+            SttEngine::Deepgram | SttEngine::Transcribe => offline_stt.clone(),
+        })
+        .collect();
+    let tts = e
+        .tts
+        .iter()
+        .map(|engine| match engine {
+            TtsEngine::Offline => offline_tts.clone(),
+            TtsEngine::ElevenLabs | TtsEngine::OpenAi | TtsEngine::Deepgram => offline_tts.clone(),
+        })
+        .collect();
+    let intent = e
+        .intent
+        .iter()
+        .map(|engine| match engine {
+            IntentEngine::Rules => rules.clone(),
+            IntentEngine::Chat => rules.clone(),
+        })
+        .collect();
+    Engines::new(stt, tts, intent, stats)
+}
+
+fn offline_parts(config: &Config) -> Parts {
     let stt: Arc<dyn SttProvider> =
         match WhisperEngine::load(&config.stt.whisper_model, config.stt.threads) {
             Ok(engine) => Arc::new(OfflineStt::new(Arc::new(engine))),
@@ -174,14 +229,14 @@ pub fn offline_engines(config: &Config) -> Engines {
                 Arc::new(UnavailableStt { reason })
             }
         };
-    Engines {
+    (
         stt,
-        tts: Arc::new(OfflineTts::new()),
-        extractor: Arc::new(RulesExtractor::new(
+        Arc::new(OfflineTts::new()),
+        Arc::new(RulesExtractor::new(
             config.business.categories.clone(),
             config.business.timezone,
         )),
-    }
+    )
 }
 
 /// Binds the SIP socket (when configured) and serves it until `stop`; every

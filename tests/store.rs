@@ -5,7 +5,7 @@ use switchboard::domain::{Speaker, TaskStatus, Urgency};
 use switchboard::events::Event;
 use switchboard::store::{
     testkit, CallFilter, NewCall, NewTurn, Role, Store, StoreError, TaskFields, TaskFilter,
-    TaskSort, Transport,
+    TaskSort, Transport, TurnLatency,
 };
 
 /// Runs one async test body against both backends.
@@ -535,6 +535,69 @@ both_backends!(users_sessions_and_tokens, |store: Store| async move {
         Err(StoreError::NotFound(_))
     ));
 });
+
+both_backends!(
+    turn_latencies_and_voice_messages,
+    |store: Store| async move {
+        let call = store.create_call(new_call("CAlat")).await.unwrap();
+        let at = Utc::now() - Duration::minutes(5);
+        for (turn, first_frame) in [(1, Some(900)), (2, None)] {
+            store
+                .record_turn_latency(&TurnLatency {
+                    call_id: call.id,
+                    turn,
+                    at: at + Duration::seconds(turn * 10),
+                    stt_ms: Some(250),
+                    intent_ms: Some(700),
+                    tts_ms: first_frame.map(|f| f - 50),
+                    first_frame_ms: first_frame,
+                    stt_engine: Some("deepgram".into()),
+                    intent_engine: Some("chat".into()),
+                    tts_engine: first_frame.map(|_| "openai".to_string()),
+                })
+                .await
+                .unwrap();
+        }
+        let turns = store.turn_latencies(call.id).await.unwrap();
+        assert_eq!(turns.len(), 2);
+        assert_eq!(turns[0].first_frame_ms, Some(900));
+        assert_eq!(turns[1].tts_engine, None);
+        assert_eq!(
+            turns[0].at.timestamp_millis(),
+            (at + Duration::seconds(10)).timestamp_millis()
+        );
+        assert_eq!(
+            store
+                .turn_latencies_since(at + Duration::seconds(15))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+
+        let task = store
+            .create_task(Some(call.id), plumbing(), "agent")
+            .await
+            .unwrap();
+        assert_eq!(store.task_recording(&task.reference).await.unwrap(), None);
+        store
+            .set_task_recording(&task.reference, "call-1.wav")
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .task_recording(&task.reference)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("call-1.wav")
+        );
+        assert!(matches!(
+            store.set_task_recording("T-9999", "x.wav").await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+);
 
 #[tokio::test]
 async fn migrations_are_idempotent_and_sqlite_uses_wal() {

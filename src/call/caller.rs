@@ -32,6 +32,9 @@ impl Call {
         let change = self.turn.on_audio(self.now, speech);
         if speech {
             self.idle_since = self.now;
+            if let Phase::Message { last_voice, .. } = &mut self.phase {
+                *last_voice = self.now;
+            }
         }
         match change {
             SpeechChange::Started => self.barge = BargeRun::default(),
@@ -215,10 +218,29 @@ impl Call {
         if self.turn.has_text() {
             self.end_turn("stt_error");
         }
-        if !self.stt_trouble_said {
-            self.stt_trouble_said = true;
-            self.say(Purpose::Reply, prompts::STT_TROUBLE);
+        self.take_voice_message();
+    }
+
+    /// Every recogniser has failed (the session's chain already tried them
+    /// all): stop the conversation, keep the task, and record what the caller
+    /// says so a person can listen to it.
+    fn take_voice_message(&mut self) {
+        if let Some(f) = self.play.interrupt() {
+            self.out.push_back(Output::StopSpeaking { utterance: f.id });
+            self.agent_line(&f);
         }
+        self.pending = None;
+        self.held = None;
+        self.phase = Phase::Message {
+            since: self.now,
+            last_voice: self.now,
+        };
+        self.event("voice_message", json!({}));
+        self.out.push_back(Output::SaveTask {
+            extraction: self.dialogue.known().clone(),
+        });
+        self.out.push_back(Output::RecordMessage);
+        self.say(Purpose::Reply, prompts::VOICE_MESSAGE);
     }
 
     /// The caller is gone: record what was heard and said, then end.

@@ -21,6 +21,10 @@ use super::{CallConfig, EndReason, Input, Output, Purpose, TurnId};
 const ENDED_IDLE: Duration = Duration::from_secs(3600);
 /// Extra patience before a re-prompt while the recogniser still owes us words.
 const STT_GRACE: Duration = Duration::from_secs(10);
+/// A voice message ends after this much silence once the prompt has played…
+const MESSAGE_SILENCE: Duration = Duration::from_secs(6);
+/// …or at this length.
+const MESSAGE_MAX: Duration = Duration::from_secs(120);
 /// The second filler comes at this multiple of `filler_after`.
 const SECOND_FILLER_FACTOR: f64 = 2.5;
 
@@ -32,6 +36,12 @@ pub(super) enum Phase {
     Announcing,
     /// Waiting for the carrier's transfer result.
     Transferring,
+    /// Speech recognition is down: the caller is leaving a voice message.
+    /// `last_voice` is when they last made sound.
+    Message {
+        since: Instant,
+        last_voice: Instant,
+    },
     /// The goodbye is playing; `Hangup` follows it.
     Closing(EndReason),
     Ended,
@@ -72,7 +82,6 @@ pub struct Call {
     /// Since when nobody has said anything: re-prompts count from here.
     pub(super) idle_since: Instant,
     pub(super) silent_prompts: u32,
-    pub(super) stt_trouble_said: bool,
     pub(super) barge: BargeRun,
 }
 
@@ -105,7 +114,6 @@ impl Call {
             next_turn: 0,
             idle_since: now,
             silent_prompts: 0,
-            stt_trouble_said: false,
             barge: BargeRun::default(),
         };
         let outbound = call.config.opening.is_some();
@@ -195,6 +203,9 @@ impl Call {
         match p.fillers {
             0 => Some(p.asked + after),
             1 => Some(p.asked + after.mul_f64(SECOND_FILLER_FACTOR)),
+            // A slow engine (or one timing out before the next takes over):
+            // never leave more than `filler_after` of dead air.
+            n if n < prompts::FILLERS.len() => Some(self.idle_since.max(p.asked) + after),
             _ => None,
         }
     }
@@ -237,6 +248,18 @@ impl Call {
         waiting.then(|| self.idle_since + self.config.tuning.reprompt_after + grace)
     }
 
+    /// When the voice message is over: silence after the prompt, or its cap.
+    fn message_deadline(&self) -> Option<Instant> {
+        let Phase::Message { since, last_voice } = self.phase else {
+            return None;
+        };
+        let cap = since + MESSAGE_MAX;
+        if self.play.playing() {
+            return Some(cap);
+        }
+        Some(cap.min(last_voice.max(self.idle_since) + MESSAGE_SILENCE))
+    }
+
     fn next_deadline(&self) -> Instant {
         if self.phase == Phase::Ended {
             return self.now + ENDED_IDLE;
@@ -247,6 +270,7 @@ impl Call {
             self.turn_end_deadline(),
             self.filler_deadline(),
             self.reprompt_deadline(),
+            self.message_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -280,6 +304,9 @@ impl Call {
             self.say_filler();
         } else if due(self.reprompt_deadline()) {
             self.on_silence();
+        } else if due(self.message_deadline()) {
+            self.event("voice_message_end", json!({}));
+            self.close(EndReason::MessageTaken, prompts::MESSAGE_THANKS);
         } else {
             return false;
         }

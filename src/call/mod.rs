@@ -38,6 +38,9 @@
 //!   the person who takes over). When the call can be transferred, the core
 //!   first announces it and then emits [`Output::Transfer`]; the carrier's
 //!   answer comes back as [`Input::TransferResult`].
+//! - [`Output::RecordMessage`] comes when every speech-to-text engine has
+//!   failed: the session records the caller's audio from then on and attaches
+//!   it to the call's task (a `SaveTask` precedes it) when the call ends.
 //! - [`Output::Hangup`] is the last output of every call and carries the end
 //!   reason to record. For [`EndReason::CallerHungUp`] and
 //!   [`EndReason::Transferred`] the carrier call is already gone or in other
@@ -244,6 +247,8 @@ pub enum EndReason {
     Transferred,
     /// Escalated without a transfer: a person will call back.
     EscalatedCallback,
+    /// Speech recognition was down; the caller left a voice message.
+    MessageTaken,
 }
 
 impl EndReason {
@@ -255,6 +260,7 @@ impl EndReason {
             EndReason::MaxDuration => "max_duration",
             EndReason::Transferred => "transferred",
             EndReason::EscalatedCallback => "escalated_callback",
+            EndReason::MessageTaken => "message_taken",
         }
     }
 }
@@ -299,6 +305,8 @@ pub enum Output {
     Hangup { reason: EndReason },
     /// A decision worth recording (turn ends, barge-ins, fillers, …);
     /// `detail` always has `at_ms`, the offset from the start of the call.
+    /// Record the caller's audio from now on as a voice message for the task.
+    RecordMessage,
     Event {
         kind: &'static str,
         detail: serde_json::Value,

@@ -5,9 +5,12 @@ use crate::domain::{Extraction, Urgency};
 
 use super::EscalationReason;
 
-pub const FILLERS: [&str; 2] = [
+pub const FILLERS: [&str; 5] = [
     "One moment.",
     "Thanks for waiting, I'm still working on that.",
+    "Just a moment longer.",
+    "Sorry for the wait, I'm still with you.",
+    "Nearly there, thanks for your patience.",
 ];
 pub const ESCALATE_TRANSFER: &str = "I'm connecting you with a member of our team now.";
 pub const ESCALATE_CALLBACK: &str = "A member of our team will call you back shortly.";
@@ -15,8 +18,11 @@ pub const TRANSFER_FAILED: &str = "I'm sorry, I couldn't reach anyone right now.
      A member of our team will call you back shortly. \
      Is there anything you'd like me to pass on?";
 pub const MESSAGE_TAKEN: &str = "Thank you, I'll pass that on.";
-pub const STT_TROUBLE: &str = "I'm sorry, I'm having trouble hearing you. \
-     You can press 0 at any time to reach a member of our team.";
+pub const VOICE_MESSAGE: &str = "I'm sorry, I can't take your details automatically right now. \
+     Please leave your name, your number and what you need after this message, \
+     and a member of our team will call you back.";
+pub const MESSAGE_THANKS: &str =
+    "Thank you, we have your message and will call you back soon. Goodbye.";
 pub const DIDNT_CATCH: &str = "I'm sorry, I didn't catch that.";
 pub const STILL_THERE: &str = "Are you still there?";
 pub const ASK_NEED: &str = "How can we help you today?";

@@ -132,6 +132,12 @@ pub const KEYS: &[Key] = &[
         Some("text"),
         "text or json",
     ),
+    key(
+        "recordings_dir",
+        "SWITCHBOARD_RECORDINGS_DIR",
+        Some("recordings"),
+        "where voice messages are written when speech recognition is down",
+    ),
     secret(
         "api_token",
         "SWITCHBOARD_API_TOKEN",
@@ -506,6 +512,7 @@ pub struct Config {
     pub log: String,
     pub log_format: LogFormat,
     pub api_token: Option<Secret>,
+    pub recordings_dir: PathBuf,
     pub business: Business,
     pub call: CallTuning,
     pub stt: SttConfig,
@@ -986,6 +993,7 @@ impl Config {
             log,
             log_format,
             api_token: src.get("api_token").map(Secret::new),
+            recordings_dir: PathBuf::from(src.get("recordings_dir").unwrap_or("recordings")),
             business: Business {
                 name,
                 timezone,

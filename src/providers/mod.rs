@@ -3,7 +3,9 @@
 //! whether they are worth retrying. Retry and fallback are adapters here, not
 //! `if`s in the session.
 
+pub mod chain;
 pub mod intent;
+pub mod report;
 pub mod stt;
 pub mod tts;
 

@@ -14,13 +14,16 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::detect::Detector;
+use super::latency::{LatencyTracker, TurnFigures};
+use super::recording::MessageRecorder;
 use super::speech::{self, MarkKind, SpeechMsg};
 use super::{CallOutcome, Deps};
 use crate::audio::Frame;
 use crate::call::{Call, CallConfig, EndReason, Input, Output, TurnId, UtteranceId};
 use crate::domain::{Conversation, Extraction, TaskStatus};
+use crate::providers::report::{EngineReport, ReportKind, Reporter, Stage};
 use crate::providers::{ProviderError, SttEvent};
-use crate::store::{NewTurn, TaskFields};
+use crate::store::{NewTurn, TaskFields, TurnLatency};
 use crate::transport::{CallLeg, HangupReason, TransportCommand, TransportEvent};
 
 /// Who writes task changes made during a call.
@@ -63,6 +66,18 @@ pub(super) struct Driver<'a> {
     dropped_stt_frames: u64,
     started: Instant,
     max_duration: Duration,
+    /// Where the engine chains report; the receiving half is read in `run`.
+    reporter: Reporter,
+    reports: Option<mpsc::UnboundedReceiver<EngineReport>>,
+    /// The engine that last produced a result, per stage.
+    last_engine: [Option<&'static str>; 3],
+    /// Every first-result latency seen, per (stage, engine), for the call's summary.
+    engine_latency: std::collections::BTreeMap<(Stage, &'static str), Vec<u64>>,
+    latency: LatencyTracker,
+    /// The caller's voice message, once the core asked for one.
+    recorder: Option<MessageRecorder>,
+    /// The first frame of each utterance already handed to the leg.
+    first_frame_sent: Option<UtteranceId>,
 }
 
 impl<'a> Driver<'a> {
@@ -76,6 +91,7 @@ impl<'a> Driver<'a> {
         let (speech_tx, _) = mpsc::channel(1);
         let (extract_tx, _) = mpsc::channel(1);
         let started = now();
+        let (reporter, reports) = Reporter::for_call(deps.engines.stats.clone());
         Driver {
             deps,
             call_id,
@@ -97,6 +113,13 @@ impl<'a> Driver<'a> {
             transfer_in_flight: false,
             dropped_stt_frames: 0,
             started,
+            reporter,
+            reports: Some(reports),
+            last_engine: [None; 3],
+            engine_latency: Default::default(),
+            latency: LatencyTracker::default(),
+            recorder: None,
+            first_frame_sent: None,
         }
     }
 
@@ -113,6 +136,7 @@ impl<'a> Driver<'a> {
         self.speech_tx = speech_tx;
         self.extract_tx = extract_tx;
         let mut stt_events = self.open_stt();
+        let mut reports = self.reports.take().expect("run is called once");
         let hard_cap =
             tokio::time::Instant::from_std(self.started + self.max_duration + HARD_CAP_SLACK);
 
@@ -131,9 +155,14 @@ impl<'a> Driver<'a> {
                 ev = leg_events.recv() => self.on_leg(ev),
                 ev = recv_stt(&mut stt_events) => self.on_stt(ev, &mut stt_events),
                 Some((turn, result)) = extract_rx.recv() => {
+                    self.latency.on_extracted(turn, now());
                     Some(Input::Extracted { at: now(), turn, result })
                 }
                 Some(msg) = speech_rx.recv() => self.on_speech(msg).await,
+                Some(report) = reports.recv() => {
+                    self.on_report(report).await;
+                    None
+                }
                 _ = tokio::time::sleep_until(at) => Some(Input::Timeout { at: now() }),
                 _ = self.stop.cancelled(), if self.leg_end.is_none() => {
                     self.leg_end = Some(HangupReason::Remote);
@@ -155,6 +184,10 @@ impl<'a> Driver<'a> {
         if let Some((_, task)) = self.speaking.take() {
             task.abort();
         }
+        self.latency.close_open();
+        self.store_latencies().await;
+        self.store_engine_summary().await;
+        self.save_recording().await;
         if self.dropped_stt_frames > 0 {
             tracing::warn!(
                 call_id = self.call_id,
@@ -172,7 +205,7 @@ impl<'a> Driver<'a> {
     }
 
     fn open_stt(&mut self) -> Option<mpsc::Receiver<SttEvent>> {
-        match self.deps.engines.stt.open() {
+        match self.deps.engines.stt.open_for(self.reporter.clone()) {
             Ok(stream) => {
                 self.stt_audio = Some(stream.audio);
                 Some(stream.events)
@@ -214,6 +247,10 @@ impl<'a> Driver<'a> {
         match ev {
             Some(TransportEvent::Audio(frame)) => {
                 let speech = self.detector.push(&frame);
+                self.latency.on_vad(at, speech);
+                if let Some(r) = self.recorder.as_mut() {
+                    r.push(&frame);
+                }
                 if let Some(tx) = &self.stt_audio {
                     if tx.try_send(frame).is_err() {
                         self.dropped_stt_frames += 1;
@@ -252,7 +289,12 @@ impl<'a> Driver<'a> {
         stream: &mut Option<mpsc::Receiver<SttEvent>>,
     ) -> Option<Input> {
         match ev {
-            Some(event) => Some(Input::Stt { at: now(), event }),
+            Some(event) => {
+                if matches!(event, SttEvent::Final { .. }) {
+                    self.latency.on_stt_final(now());
+                }
+                Some(Input::Stt { at: now(), event })
+            }
             None => {
                 // The engine closed its stream: stop feeding it.
                 *stream = None;
@@ -265,7 +307,12 @@ impl<'a> Driver<'a> {
     async fn on_speech(&mut self, msg: SpeechMsg) -> Option<Input> {
         let current = self.speaking.as_ref().map(|(id, _)| *id);
         let (id, cmd) = match msg {
-            SpeechMsg::Frame(id, f) => (id, TransportCommand::Play(f)),
+            SpeechMsg::Frame(id, f) => {
+                if current == Some(id) && self.first_frame_sent != Some(id) {
+                    self.latency.on_tts_frame(id, now());
+                }
+                (id, TransportCommand::Play(f))
+            }
             SpeechMsg::SentenceEnd(id, i) => {
                 (id, TransportCommand::Mark(speech::sentence_mark(id, i)))
             }
@@ -283,7 +330,14 @@ impl<'a> Driver<'a> {
             }
         };
         if current == Some(id) {
+            let first_frame =
+                matches!(cmd, TransportCommand::Play(_)) && self.first_frame_sent != Some(id);
             self.command(cmd).await;
+            if first_frame {
+                self.first_frame_sent = Some(id);
+                self.latency.on_frame_sent(id, now());
+                self.store_latencies().await;
+            }
         }
         None
     }
@@ -300,10 +354,23 @@ impl<'a> Driver<'a> {
             Output::Say {
                 utterance,
                 sentences,
-                ..
-            } => self.on_say(utterance, sentences),
+                purpose,
+            } => {
+                self.latency.on_say(utterance, purpose);
+                self.on_say(utterance, sentences)
+            }
+            Output::RecordMessage => {
+                tracing::warn!(
+                    call_id = self.call_id,
+                    "speech recognition is down: recording a voice message"
+                );
+                self.recorder = Some(MessageRecorder::default());
+            }
             Output::StopSpeaking { utterance } => self.on_stop_speaking(utterance).await,
-            Output::ExtractIntent { turn, conversation } => self.on_extract(turn, conversation),
+            Output::ExtractIntent { turn, conversation } => {
+                self.latency.on_turn_end(turn, now());
+                self.on_extract(turn, conversation)
+            }
             Output::Transcript {
                 speaker,
                 text,
@@ -347,7 +414,13 @@ impl<'a> Driver<'a> {
             old.abort();
         }
         let tts = Arc::clone(&self.deps.engines.tts);
-        let task = speech::spawn_speaker(tts, utterance, sentences, self.speech_tx.clone());
+        let task = speech::spawn_speaker(
+            tts,
+            self.reporter.clone(),
+            utterance,
+            sentences,
+            self.speech_tx.clone(),
+        );
         self.speaking = Some((utterance, task));
     }
 
@@ -365,8 +438,9 @@ impl<'a> Driver<'a> {
     fn on_extract(&mut self, turn: TurnId, conversation: Conversation) {
         let extractor = Arc::clone(&self.deps.engines.extractor);
         let tx = self.extract_tx.clone();
+        let reporter = self.reporter.clone();
         tokio::spawn(async move {
-            let result = extractor.extract(&conversation).await;
+            let result = extractor.extract_for(&conversation, &reporter).await;
             let _ = tx.send((turn, result)).await;
         });
     }
@@ -495,6 +569,142 @@ impl<'a> Driver<'a> {
             self.command(TransportCommand::Hangup).await;
         }
         self.end = Some(reason_text);
+    }
+}
+
+impl Driver<'_> {
+    /// Engine reports become call events (errors, fallbacks) and latency figures.
+    async fn on_report(&mut self, report: EngineReport) {
+        let stage = report.stage;
+        let (kind, detail) = match report.kind {
+            ReportKind::FirstResult(latency) => {
+                self.last_engine[stage as usize] = Some(report.engine);
+                self.engine_latency
+                    .entry((stage, report.engine))
+                    .or_default()
+                    .push(latency.as_millis() as u64);
+                return;
+            }
+            ReportKind::Error { message, retryable } => (
+                "engine_error",
+                serde_json::json!({ "stage": stage.as_str(), "engine": report.engine, "error": message, "retryable": retryable }),
+            ),
+            ReportKind::Fallback { to } => (
+                "engine_fallback",
+                serde_json::json!({ "stage": stage.as_str(), "from": report.engine, "to": to }),
+            ),
+            ReportKind::Exhausted => (
+                "engine_exhausted",
+                serde_json::json!({ "stage": stage.as_str(), "last": report.engine }),
+            ),
+        };
+        self.call_event(kind, detail).await;
+    }
+
+    async fn call_event(&self, kind: &str, detail: serde_json::Value) {
+        if let Err(e) = self
+            .deps
+            .store
+            .append_call_event(self.call_id, Utc::now(), kind, &detail)
+            .await
+        {
+            tracing::warn!(call_id = self.call_id, error = %e, "could not record call event");
+        }
+    }
+
+    /// Writes the turns whose figures are complete.
+    async fn store_latencies(&mut self) {
+        for figures in self.latency.take_done() {
+            let row = self.latency_row(&figures);
+            if let Err(e) = self.deps.store.record_turn_latency(&row).await {
+                tracing::warn!(call_id = self.call_id, error = %e, "could not record turn latency");
+            }
+        }
+    }
+
+    fn latency_row(&self, f: &TurnFigures) -> TurnLatency {
+        let ago = now().saturating_duration_since(f.speech_end);
+        let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as i64);
+        let engine = |s: Stage| self.last_engine[s as usize].map(str::to_string);
+        TurnLatency {
+            call_id: self.call_id,
+            turn: f.turn as i64,
+            at: Utc::now() - chrono::Duration::from_std(ago).unwrap_or_default(),
+            stt_ms: ms(f.stt),
+            intent_ms: ms(f.intent),
+            tts_ms: ms(f.tts),
+            first_frame_ms: ms(f.first_frame),
+            stt_engine: engine(Stage::Stt),
+            intent_engine: engine(Stage::Intent),
+            tts_engine: engine(Stage::Tts),
+        }
+    }
+
+    /// One event per engine used: how many results and their latency.
+    async fn store_engine_summary(&self) {
+        for ((stage, engine), ms) in &self.engine_latency {
+            let summary = crate::store::Percentiles::of(ms.iter().map(|v| Some(*v as i64)));
+            let detail = serde_json::json!({
+                "stage": stage.as_str(), "engine": engine, "results": ms.len(),
+                "p50_ms": summary.p50, "p95_ms": summary.p95, "max_ms": ms.iter().max(),
+            });
+            self.call_event("engine_latency", detail).await;
+        }
+    }
+
+    /// Writes the voice message and attaches it to the call's task (created
+    /// now if the call never got one).
+    async fn save_recording(&mut self) {
+        let Some(recorder) = self.recorder.take() else {
+            return;
+        };
+        let dir = self.deps.config.recordings_dir.clone();
+        let call_id = self.call_id;
+        let saved = tokio::task::spawn_blocking(move || recorder.save(&dir, call_id)).await;
+        let name = match saved {
+            Ok(Ok(name)) => name,
+            Ok(Err(e)) => {
+                tracing::error!(call_id, error = %e, "could not write the voice message");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(call_id, error = %e, "voice message writer failed");
+                return;
+            }
+        };
+        let summary = "Voice message: speech recognition was unavailable during the call.";
+        let store = &self.deps.store;
+        let reference = match &self.task_ref {
+            Some(r) => r.clone(),
+            None => {
+                let fields = TaskFields {
+                    caller_number: self.caller_number.clone(),
+                    summary: Some(summary.into()),
+                    ..Default::default()
+                };
+                match store.create_task(Some(call_id), fields, ACTOR).await {
+                    Ok(t) => {
+                        self.task_ref = Some(t.reference.clone());
+                        t.reference
+                    }
+                    Err(e) => {
+                        tracing::error!(call_id, error = %e, "could not create the task for a voice message");
+                        return;
+                    }
+                }
+            }
+        };
+        if let Err(e) = store.set_task_recording(&reference, &name).await {
+            tracing::error!(call_id, error = %e, "could not attach the voice message");
+            return;
+        }
+        if let Err(e) = store
+            .add_task_note(&reference, ACTOR, "the caller left a voice message")
+            .await
+        {
+            tracing::warn!(call_id, error = %e, "could not note the voice message");
+        }
+        tracing::info!(call_id, task = %reference, file = %name, "voice message saved");
     }
 }
 

@@ -16,6 +16,8 @@
 
 mod detect;
 mod driver;
+mod latency;
+mod recording;
 pub mod registry;
 pub mod simulate;
 mod speech;
@@ -29,6 +31,8 @@ use serde::Serialize;
 
 use crate::call::CallConfig;
 use crate::config::Config;
+use crate::providers::chain::{IntentChain, SttChain, TtsChain};
+use crate::providers::report::EngineStats;
 use crate::providers::{BoxFuture, IntentExtractor, SttProvider, TtsProvider};
 use crate::store::{NewCall, Store, StoreError, Transport};
 use crate::transport::twilio::CallHost;
@@ -36,12 +40,39 @@ use crate::transport::{CallLeg, LegInfo};
 
 pub use registry::{LiveCall, Registry};
 
-/// The engines a call talks through.
+/// The engines a call talks through: one fallback chain per stage, and the
+/// counters they share.
 #[derive(Clone)]
 pub struct Engines {
-    pub stt: Arc<dyn SttProvider>,
-    pub tts: Arc<dyn TtsProvider>,
-    pub extractor: Arc<dyn IntentExtractor>,
+    pub stt: Arc<SttChain>,
+    pub tts: Arc<TtsChain>,
+    pub extractor: Arc<IntentChain>,
+    pub stats: Arc<EngineStats>,
+}
+
+impl Engines {
+    pub fn new(
+        stt: Vec<Arc<dyn SttProvider>>,
+        tts: Vec<Arc<dyn TtsProvider>>,
+        extractors: Vec<Arc<dyn IntentExtractor>>,
+        stats: Arc<EngineStats>,
+    ) -> Engines {
+        Engines {
+            stt: Arc::new(SttChain::new(stt, stats.clone())),
+            tts: Arc::new(TtsChain::new(tts, stats.clone())),
+            extractor: Arc::new(IntentChain::new(extractors, stats.clone())),
+            stats,
+        }
+    }
+
+    /// One engine per stage.
+    pub fn single(
+        stt: Arc<dyn SttProvider>,
+        tts: Arc<dyn TtsProvider>,
+        extractor: Arc<dyn IntentExtractor>,
+    ) -> Engines {
+        Engines::new(vec![stt], vec![tts], vec![extractor], EngineStats::new())
+    }
 }
 
 /// Everything a call needs; cheap to clone.

@@ -95,7 +95,7 @@ async fn turn_audio(turn: &CallerTurn, engines: &Engines) -> anyhow::Result<Vec<
         CallerTurn::Wav(path) => crate::audio::wav::read_wav_16k(path)
             .with_context(|| format!("reading {}", path.display())),
         CallerTurn::Say(text) => {
-            let mut rx = engines.tts.synthesize(text);
+            let mut rx = crate::providers::TtsProvider::synthesize(engines.tts.as_ref(), text);
             let mut pcm = Vec::new();
             while let Some(frame) = rx.recv().await {
                 let frame = frame.with_context(|| format!("synthesizing `{text}`"))?;

@@ -11,7 +11,9 @@ use tokio::task::JoinHandle;
 
 use crate::audio::Frame;
 use crate::call::UtteranceId;
-use crate::providers::{ProviderError, TtsProvider};
+use crate::providers::chain::TtsChain;
+use crate::providers::report::Reporter;
+use crate::providers::ProviderError;
 
 /// What a speaker task reports.
 // Frames travel by value on purpose: boxing would allocate per 20 ms frame.
@@ -26,16 +28,25 @@ pub(super) enum SpeechMsg {
     Failed(UtteranceId, ProviderError),
 }
 
-/// Starts synthesizing `sentences` in order.
+/// Starts synthesizing `sentences` in order, pipelined one sentence ahead.
 pub(super) fn spawn_speaker(
-    tts: Arc<dyn TtsProvider>,
+    tts: Arc<TtsChain>,
+    reporter: Reporter,
     id: UtteranceId,
     sentences: Vec<String>,
     tx: mpsc::Sender<SpeechMsg>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        for (index, text) in sentences.iter().enumerate() {
-            let mut rx = tts.synthesize(text);
+        // One sentence ahead is always being synthesized, so the next one's
+        // first-byte time hides behind the current one's playback.
+        let mut ahead = sentences
+            .first()
+            .map(|text| tts.synthesize_for(text, reporter.clone()));
+        for index in 0..sentences.len() {
+            let Some(mut rx) = ahead.take() else { break };
+            ahead = sentences
+                .get(index + 1)
+                .map(|text| tts.synthesize_for(text, reporter.clone()));
             while let Some(chunk) = rx.recv().await {
                 let msg = match chunk {
                     Ok(frame) => SpeechMsg::Frame(id, frame),
@@ -88,6 +99,16 @@ pub(super) fn parse_mark(name: &str) -> Option<MarkKind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::report::EngineStats;
+    use crate::providers::TtsProvider;
+
+    fn chain() -> (Arc<TtsChain>, Reporter) {
+        let stats = EngineStats::new();
+        (
+            Arc::new(TtsChain::new(vec![Arc::new(Fake)], stats.clone())),
+            Reporter::detached(stats),
+        )
+    }
 
     #[test]
     fn marks_round_trip() {
@@ -130,8 +151,10 @@ mod tests {
     async fn speaker_reports_frames_sentence_ends_and_failures() {
         let (tx, mut rx) = mpsc::channel(64);
         let id = UtteranceId(1);
+        let (tts, reporter) = chain();
         spawn_speaker(
-            Arc::new(Fake),
+            tts.clone(),
+            reporter.clone(),
             id,
             vec!["ab".into(), "c".into()],
             tx.clone(),
@@ -146,7 +169,7 @@ mod tests {
             }
         }
         assert_eq!(seen, ["f1", "f1", "s0", "f1", "s1"]);
-        spawn_speaker(Arc::new(Fake), UtteranceId(2), vec!["FAIL".into()], tx);
+        spawn_speaker(tts, reporter, UtteranceId(2), vec!["FAIL".into()], tx);
         assert!(matches!(
             rx.recv().await,
             Some(SpeechMsg::Failed(UtteranceId(2), _))

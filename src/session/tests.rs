@@ -97,6 +97,10 @@ async fn deps() -> (Deps, tempfile::TempDir) {
             format!("sqlite://{}", dir.path().join("s.db").display()),
         ),
         (
+            "SWITCHBOARD_RECORDINGS_DIR".to_string(),
+            dir.path().join("rec").display().to_string(),
+        ),
+        (
             "SWITCHBOARD_AGENT_NUMBER".to_string(),
             "+15550009999".to_string(),
         ),
@@ -105,16 +109,16 @@ async fn deps() -> (Deps, tempfile::TempDir) {
     let store = Store::open(config.database_url.expose(), Bus::new(), "t")
         .await
         .unwrap();
-    let engines = Engines {
-        stt: Arc::new(ScriptedStt {
+    let engines = Engines::single(
+        Arc::new(ScriptedStt {
             lines: Arc::new(Mutex::new(LINES.iter().map(|s| s.to_string()).collect())),
         }),
-        tts: Arc::new(CountingTts),
-        extractor: Arc::new(RulesExtractor::new(
+        Arc::new(CountingTts),
+        Arc::new(RulesExtractor::new(
             config.business.categories.clone(),
             config.business.timezone,
         )),
-    };
+    );
     let deps = Deps {
         registry: Registry::new(4),
         config: Arc::new(config),
@@ -260,6 +264,78 @@ async fn a_call_fills_the_task_and_transfers_on_dtmf_zero() {
     );
     assert!(!store.call_events(outcome.call_id).await.unwrap().is_empty());
     assert!(deps.registry.is_empty());
+    // Every answered turn has its latency record, each stage in order.
+    let turns = store.turn_latencies(outcome.call_id).await.unwrap();
+    assert!(turns.len() >= LINES.len(), "{turns:?}");
+    for t in &turns[..LINES.len()] {
+        let (stt, intent, tts, sent) = (
+            t.stt_ms.unwrap(),
+            t.intent_ms.unwrap(),
+            t.tts_ms.unwrap(),
+            t.first_frame_ms.unwrap(),
+        );
+        assert!(stt <= intent && intent <= tts && tts <= sent, "{t:?}");
+        assert_eq!(t.stt_engine.as_deref(), Some("scripted"));
+        assert_eq!(t.intent_engine.as_deref(), Some("rules"));
+        assert_eq!(t.tts_engine.as_deref(), Some("counting"));
+    }
+    let events = store.call_events(outcome.call_id).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|(_, kind, d)| kind == "engine_latency" && d["engine"] == "rules"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn with_no_speech_recognition_the_caller_leaves_a_voice_message() {
+    let (mut deps, dir) = deps().await;
+    deps.engines = Engines::single(
+        Arc::new(crate::providers::stt::unavailable::UnavailableStt {
+            reason: "model not loaded".into(),
+        }),
+        Arc::new(CountingTts),
+        deps.engines.extractor.clone(),
+    );
+    let (leg, events, mut commands) = leg();
+    let call = tokio::spawn({
+        let deps = deps.clone();
+        async move { run_call(leg, &deps).await }
+    });
+    hear_utterance(&events, &mut commands).await; // the voice-message prompt
+    say_line(&events).await;
+    events
+        .send(TransportEvent::Hangup(HangupReason::Remote))
+        .await
+        .unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the call ends")
+        .unwrap()
+        .unwrap();
+    let store = &deps.store;
+    let reference = outcome.task_reference.expect("a task even without words");
+    let name = store
+        .task_recording(&reference)
+        .await
+        .unwrap()
+        .expect("a recording");
+    let pcm = crate::audio::wav::read_wav_16k(&dir.path().join("rec").join(name)).unwrap();
+    // The caller's half second of speech (and the silence after) is in it.
+    assert!(pcm.len() >= 16_000, "{} samples", pcm.len());
+    assert!(pcm.iter().any(|s| s.unsigned_abs() > 5000));
+    let events = store.call_events(outcome.call_id).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.1.as_str()).collect();
+    assert!(kinds.contains(&"engine_exhausted"), "{kinds:?}");
+    assert!(kinds.contains(&"voice_message"), "{kinds:?}");
+    let notes = store.task_events(&reference).await.unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|e| e.note.as_deref() == Some("the caller left a voice message")),
+        "{notes:?}"
+    );
 }
 
 #[tokio::test]

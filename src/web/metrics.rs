@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use super::AppState;
 use crate::domain::TaskStatus;
+use crate::providers::report::EngineStats;
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
 const BUCKETS: [f64; 11] = [
@@ -54,6 +55,7 @@ struct Series {
 pub struct Metrics {
     series: Mutex<Series>,
     calls_active: Arc<AtomicI64>,
+    engines: Arc<EngineStats>,
 }
 
 impl Default for Metrics {
@@ -67,7 +69,13 @@ impl Metrics {
         Metrics {
             series: Mutex::new(Series::default()),
             calls_active: Arc::new(AtomicI64::new(0)),
+            engines: EngineStats::new(),
         }
+    }
+
+    /// The engine counters the calls' engine chains write to.
+    pub fn engine_stats(&self) -> Arc<EngineStats> {
+        self.engines.clone()
     }
 
     /// The live-call gauge; the session layer increments and decrements it.
@@ -132,6 +140,7 @@ impl Metrics {
             "switchboard_calls_active {}",
             self.calls_active.load(Ordering::Relaxed)
         );
+        self.engines.render(&mut out);
         out
     }
 }

@@ -149,20 +149,50 @@ fn a_failed_transfer_takes_a_message_and_says_goodbye() {
 }
 
 #[test]
-fn stt_failure_apologises_once_and_dtmf_still_works() {
+fn when_speech_recognition_is_gone_the_caller_leaves_a_voice_message() {
     let mut d = after_greeting(config());
-    let err = ProviderError::retryable("deepgram", "socket closed");
+    // The session's chain reports an error only once every engine failed.
+    let err = ProviderError::retryable("offline", "model not loaded");
     d.stt(SttEvent::Error(err.clone()));
     d.stt(SttEvent::Error(err));
-    let sorry: Vec<_> = d
+    assert_eq!(d.events("stt_error").len(), 2);
+    assert_eq!(d.events("voice_message").len(), 1, "entered once");
+    let prompt: Vec<_> = d
         .says()
         .into_iter()
-        .filter(|s| s.2.contains("trouble hearing"))
+        .filter(|s| s.2.contains("leave your name"))
         .collect();
-    assert_eq!(sorry.len(), 1);
-    assert_eq!(d.events("stt_error").len(), 2);
-    d.input(|at| Input::Dtmf { at, digit: '0' });
-    assert_eq!(escalations(&d).len(), 1);
+    assert_eq!(prompt.len(), 1);
+    let order: Vec<&str> = d
+        .log
+        .iter()
+        .filter_map(|(_, o)| match o {
+            Output::SaveTask { .. } => Some("save"),
+            Output::RecordMessage => Some("record"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        order,
+        ["save", "record"],
+        "the task exists before recording starts"
+    );
+    // The caller talks for 20 s, well past the normal turn and re-prompt
+    // timers: no re-prompt, no hang-up while they speak.
+    d.wait(2000);
+    d.frames(20_000, true);
+    assert!(d.hangups().is_empty());
+    assert!(d.events("reprompt").is_empty());
+    // Silence after the message ends the call with thanks.
+    d.frames(7_000, false);
+    d.wait(4000);
+    assert_eq!(d.hangups()[0].1, EndReason::MessageTaken);
+    let bye = d
+        .says()
+        .into_iter()
+        .find(|s| s.1 == Purpose::Goodbye)
+        .expect("goodbye");
+    assert!(bye.2.contains("we have your message"), "{bye:?}");
 }
 
 #[test]

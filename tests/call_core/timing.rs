@@ -171,6 +171,35 @@ fn fillers_come_at_800_ms_and_later_and_the_answer_follows() {
 }
 
 #[test]
+fn a_long_wait_never_leaves_more_dead_air_than_the_filler_threshold() {
+    let mut d = after_greeting(config());
+    // An engine that stalls until its timeout and the retry, then the fallback.
+    d.extractor = fixed(7000, extraction("plumbing", "leaking sink", 0.9));
+    d.caller_turn("my sink is leaking");
+    let asked = d.extract_requests()[0].0;
+    d.wait(10_000);
+    let says = d.says();
+    let reply = says
+        .iter()
+        .find(|s| s.1 == Purpose::Reply)
+        .expect("a reply");
+    // Between the question and the reply, every gap between agent speech is
+    // at most filler_after (800 ms).
+    let mut heard_until = asked;
+    for s in says.iter().filter(|s| s.0 >= asked && s.0 <= reply.0) {
+        assert!(
+            s.0 - heard_until <= 800,
+            "{} ms of dead air before {:?}",
+            s.0 - heard_until,
+            s.2
+        );
+        heard_until = s.0 + play_ms(&s.2);
+    }
+    let fillers = says.iter().filter(|s| s.1 == Purpose::Filler).count();
+    assert!(fillers >= 3, "{says:?}");
+}
+
+#[test]
 fn an_answer_that_arrives_mid_filler_plays_after_it() {
     let mut d = after_greeting(config());
     d.extractor = fixed(900, extraction("plumbing", "leaking sink", 0.9));

@@ -74,6 +74,10 @@ pub struct CallPage {
     pub carrier_status: String,
     pub transcript: Vec<Turn>,
     pub decisions: Vec<Decision>,
+    /// Engine errors, fallbacks and latency summaries.
+    pub engine_events: Vec<Decision>,
+    pub latency: Vec<super::latency::TurnRow>,
+    pub latency_summary: super::latency::SummaryRow,
     pub task: Option<TaskLink>,
 }
 
@@ -146,6 +150,18 @@ pub async fn show(
     let task = store.task_for_call(id).await?;
     let transcript = store.transcript(id).await?;
     let events = store.call_events(id).await?;
+    let latencies = store.turn_latencies(id).await?;
+    let decision =
+        |(at, kind, detail): &(chrono::DateTime<chrono::Utc>, String, serde_json::Value)| {
+            Decision {
+                at: at.with_timezone(&tz).format("%H:%M:%S%.3f").to_string(),
+                kind: kind.clone(),
+                detail: match detail {
+                    serde_json::Value::Null => String::new(),
+                    other => other.to_string(),
+                },
+            }
+        };
     let page = CallPage {
         layout: Layout::new(&user, format!("Call {id}"), "calls"),
         call: call_row(&call, task.as_ref().map(|t| t.reference.clone()), tz),
@@ -160,15 +176,16 @@ pub async fn show(
             .collect(),
         decisions: events
             .iter()
-            .map(|(at, kind, detail)| Decision {
-                at: at.with_timezone(&tz).format("%H:%M:%S%.3f").to_string(),
-                kind: kind.clone(),
-                detail: match detail {
-                    serde_json::Value::Null => String::new(),
-                    other => other.to_string(),
-                },
-            })
+            .filter(|e| !e.1.starts_with("engine_"))
+            .map(decision)
             .collect(),
+        engine_events: events
+            .iter()
+            .filter(|e| e.1.starts_with("engine_"))
+            .map(decision)
+            .collect(),
+        latency: super::latency::turn_rows(&latencies),
+        latency_summary: super::latency::summary_row("This call", &latencies),
         task: task.map(|t| TaskLink {
             reference: t.reference,
             status: t.status.as_str(),

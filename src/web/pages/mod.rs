@@ -9,6 +9,7 @@
 mod calls;
 pub mod charts;
 mod csv;
+mod latency;
 mod stats;
 mod task;
 mod tasks;
@@ -41,6 +42,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/tasks/{reference}/assign", post(task::assign))
         .route("/admin/tasks/{reference}/note", post(task::note))
         .route("/admin/tasks/{reference}/edit", post(task::edit))
+        .route("/admin/tasks/{reference}/recording", get(task::recording))
         .route("/admin/calls", get(calls::list))
         .route("/admin/calls/{id}", get(calls::show))
         .route("/admin/stats", get(stats::show))

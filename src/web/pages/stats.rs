@@ -14,6 +14,8 @@ use crate::web::{AppState, WebError};
 
 /// The window of the per-day chart.
 const DAYS: i64 = 30;
+/// The window of the per-day latency table.
+const LATENCY_DAYS: i64 = 14;
 
 #[derive(Template)]
 #[template(path = "stats.html")]
@@ -31,10 +33,17 @@ pub struct StatsPage {
     pub by_category_svg: String,
     pub by_status_svg: String,
     pub escalation_svg: String,
+    /// Turn latency p50/p95 per day, newest first.
+    pub latency_days: Vec<super::latency::SummaryRow>,
 }
 
 pub async fn show(user: CurrentUser, State(state): State<AppState>) -> Result<Response, WebError> {
     let stats = state.store().stats(Utc::now(), DAYS).await?;
+    let tz = state.config().business.timezone;
+    let latencies = state
+        .store()
+        .turn_latencies_since(Utc::now() - chrono::Duration::days(LATENCY_DAYS))
+        .await?;
     // `MM-DD` is enough under a 30-day axis.
     let labels: Vec<String> = stats
         .per_day
@@ -92,6 +101,7 @@ pub async fn show(user: CurrentUser, State(state): State<AppState>) -> Result<Re
         per_day_svg,
         by_category_svg: bar_chart("Tasks by category", &by_category, "#7c3aed"),
         by_status_svg: bar_chart("Tasks by status", &by_status, "#0891b2"),
+        latency_days: super::latency::per_day(&latencies, tz),
         escalation_svg: ratio_bar(
             "Escalation rate",
             stats.escalated_total,

@@ -78,6 +78,8 @@ pub struct TaskPage {
     pub assignee: String,
     pub transcript: Vec<Line>,
     pub call_id: Option<i64>,
+    /// The caller left a voice message (speech recognition was down).
+    pub has_recording: bool,
     pub audit: Vec<AuditRow>,
     pub categories: Vec<SelectOption>,
     pub urgencies: Vec<SelectOption>,
@@ -200,6 +202,7 @@ pub async fn show(
         None => Vec::new(),
     };
     let audit = store.task_events(&reference).await?;
+    let has_recording = store.task_recording(&reference).await?.is_some();
     let mut layout = Layout::new(&user, format!("{} · Task", task.reference), "tasks");
     layout.flash = non_empty(&query.flash)
         .and_then(|code| FLASHES.iter().find(|(c, _)| *c == code))
@@ -229,6 +232,7 @@ pub async fn show(
             })
             .collect(),
         call_id: task.call_id,
+        has_recording,
         audit: audit.iter().map(|e| audit_row(e, tz)).collect(),
         categories: state
             .config()
@@ -425,4 +429,39 @@ pub async fn edit(
         .update_task_fields(&reference, &patch, &user.actor(), None)
         .await?;
     Ok(back(&task.reference, "edited"))
+}
+
+/// The task's voice message as `audio/wav`.
+pub async fn recording(
+    _user: CurrentUser,
+    State(state): State<AppState>,
+    Path(reference): Path<String>,
+) -> Result<Response, WebError> {
+    let name = state
+        .store()
+        .task_recording(&reference)
+        .await?
+        .ok_or_else(|| WebError::NotFound(format!("a voice message for {reference}")))?;
+    // The stored name is ours (`call-N.wav`), but never let it leave the directory.
+    if name.contains('/') || name.contains('\\') || name.starts_with('.') {
+        return Err(WebError::NotFound(format!(
+            "a voice message for {reference}"
+        )));
+    }
+    let path = state.config().recordings_dir.join(&name);
+    let bytes = tokio::fs::read(&path).await.map_err(|e| {
+        tracing::warn!(file = %path.display(), error = %e, "voice message missing");
+        WebError::NotFound(format!("the voice message file for {reference}"))
+    })?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "audio/wav".to_string()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("inline; filename=\"{reference}.wav\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
