@@ -1,9 +1,10 @@
 //! Per-frame costs of the audio hot path: μ-law decode, 8k→16k resampling,
-//! 16k→8k resampling, VAD. One 20 ms frame per iteration; a frame's budget in
-//! real time is 20 ms.
+//! 16k→8k resampling, 24k→16k resampling (cloud speech), VAD. One 20 ms
+//! frame per iteration; a frame's budget in real time is 20 ms.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use switchboard::audio::g711::{ulaw_decode_into, ulaw_encode_into};
+use switchboard::audio::rational::Resampler24kTo16k;
 use switchboard::audio::resample::{Downsampler, Upsampler, NARROW_FRAME_SAMPLES};
 use switchboard::audio::vad::{Vad, VadConfig};
 use switchboard::audio::{Frame, FRAME_SAMPLES};
@@ -43,6 +44,16 @@ fn bench(c: &mut Criterion) {
         let mut down = Downsampler::new();
         let mut out = [0i16; NARROW_FRAME_SAMPLES];
         b.iter(|| down.process_into(black_box(&frame.0), &mut out))
+    });
+    // 20 ms at 24 kHz is 480 samples in, one 320-sample frame out.
+    let wide: Vec<i16> = (0..480).map(|i| frame.0[i % FRAME_SAMPLES]).collect();
+    c.bench_function("resample_24k_to_16k_frame", |b| {
+        let mut r = Resampler24kTo16k::new();
+        let mut out = Vec::with_capacity(FRAME_SAMPLES);
+        b.iter(|| {
+            out.clear();
+            r.process(black_box(&wide), &mut out);
+        })
     });
     c.bench_function("vad_frame", |b| {
         let mut vad = Vad::new(VadConfig::default());

@@ -7,6 +7,7 @@
 //!
 //! - [`g711`]: μ-law / A-law per sample and per slice.
 //! - [`resample`]: streaming 8 kHz ↔ 16 kHz per frame; any rate → 16 kHz for files.
+//! - [`rational`]: streaming 24 kHz → 16 kHz for cloud speech.
 //! - [`vad`]: per-frame voice activity with onset, hangover and pre-roll.
 //! - [`segment`]: frames → whole utterances for batch speech recognition.
 //! - [`dtmf`]: in-band DTMF key detection.
@@ -14,6 +15,7 @@
 
 pub mod dtmf;
 pub mod g711;
+pub mod rational;
 pub mod resample;
 pub mod segment;
 pub mod vad;

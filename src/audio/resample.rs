@@ -168,7 +168,7 @@ impl Downsampler {
 /// Dot product over the common length. Eight independent partial sums let
 /// the compiler vectorise (a single running sum may not be reordered).
 #[inline]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; 8];
@@ -188,12 +188,12 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[inline]
-fn to_i16(v: f32) -> i16 {
+pub(super) fn to_i16(v: f32) -> i16 {
     // `as` saturates at the i16 range, which is the clipping we want.
     v.round() as i16
 }
 
-fn normalise(taps: &mut [f32]) {
+pub(super) fn normalise(taps: &mut [f32]) {
     let sum: f32 = taps.iter().sum();
     if sum != 0.0 {
         taps.iter_mut().for_each(|t| *t /= sum);
@@ -212,7 +212,7 @@ fn design_lowpass() -> [f64; TAPS] {
     h
 }
 
-fn sinc(x: f64) -> f64 {
+pub(super) fn sinc(x: f64) -> f64 {
     if x.abs() < 1e-12 {
         1.0
     } else {
@@ -222,7 +222,7 @@ fn sinc(x: f64) -> f64 {
 }
 
 /// Kaiser window at `x` in [-1, 1].
-fn kaiser(x: f64, beta: f64) -> f64 {
+pub(super) fn kaiser(x: f64, beta: f64) -> f64 {
     if x.abs() > 1.0 {
         return 0.0;
     }

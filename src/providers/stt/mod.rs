@@ -1,5 +1,9 @@
-//! Speech-to-text engines. [`offline`] is the embedded default: Whisper
-//! (whisper.cpp through `whisper-rs`) run on each VAD-ended utterance.
+//! Speech-to-text engines. [`segmented`] makes any utterance-at-a-time
+//! recognizer streaming with our VAD; over it run [`offline`], the embedded
+//! default (Whisper through `whisper-rs`), and [`transcribe`], any
+//! OpenAI-compatible `/audio/transcriptions` service (OpenAI, Groq).
 
 pub mod offline;
+pub mod segmented;
+pub mod transcribe;
 pub mod unavailable;

@@ -9,21 +9,23 @@
 //! as decoder threads, concurrent ones share the cores without
 //! oversubscribing them.
 //!
-//! [`OfflineStt`] turns the batch engine into a streaming [`SttProvider`]:
+//! [`OfflineStt`] is the engine made streaming by [`super::segmented`]:
 //! frames in, voice-activity segmentation, one Whisper run per ended
 //! utterance, and `SpeechStarted` / `Final` / `UtteranceEnd` events out.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
-use crate::audio::segment::{Segmenter, SegmenterConfig};
-use crate::audio::{Frame, SAMPLE_RATE};
-use crate::providers::{ProviderError, SttEvent, SttProvider, SttStream};
+use super::segmented::{BatchRecognizer, SegmentedStt};
+use crate::audio::SAMPLE_RATE;
+use crate::providers::{BoxFuture, ProviderError};
+
+pub use super::segmented::Transcript;
 
 const ENGINE: &str = "whisper";
 /// Whisper refuses input under 100 ms; shorter utterances are padded.
@@ -33,14 +35,6 @@ const MAX_SAMPLES: usize = SAMPLE_RATE as usize * 30;
 
 /// Tokens decoded per utterance at most (15 s of fast speech is ~80).
 const MAX_TOKENS: i32 = 160;
-
-/// One recognised utterance.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Transcript {
-    pub text: String,
-    /// Mean probability of the text tokens, 0 when there are none.
-    pub confidence: f32,
-}
 
 /// A loaded Whisper model, shareable across calls (`Arc<WhisperEngine>`).
 pub struct WhisperEngine {
@@ -225,97 +219,26 @@ fn clean_text(raw: &str) -> String {
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// Streaming speech-to-text over [`WhisperEngine`]: VAD-ended utterances are
-/// transcribed one at a time, in order, while audio keeps flowing.
-#[derive(Debug, Clone)]
-pub struct OfflineStt {
-    engine: Arc<WhisperEngine>,
-}
-
-impl OfflineStt {
-    pub fn new(engine: Arc<WhisperEngine>) -> Self {
-        OfflineStt { engine }
-    }
-}
-
-/// Frames buffered between the caller's leg and the segmenter (2 s).
-const AUDIO_FRAMES: usize = 100;
-
-impl SttProvider for OfflineStt {
+impl BatchRecognizer for WhisperEngine {
     fn name(&self) -> &'static str {
         ENGINE
     }
 
-    fn open(&self) -> Result<SttStream, ProviderError> {
-        let rt = tokio::runtime::Handle::try_current()
-            .map_err(|_| ProviderError::fatal(ENGINE, "open needs a tokio runtime"))?;
-        let (audio_tx, audio_rx) = mpsc::channel(AUDIO_FRAMES);
-        let (events_tx, events_rx) = mpsc::channel(32);
-        let (utter_tx, utter_rx) = mpsc::channel(8);
-        rt.spawn(segment_audio(audio_rx, events_tx.clone(), utter_tx));
-        rt.spawn(transcribe_utterances(
-            Arc::clone(&self.engine),
-            utter_rx,
-            events_tx,
-        ));
-        Ok(SttStream {
-            audio: audio_tx,
-            events: events_rx,
-        })
+    fn transcribe(
+        self: Arc<Self>,
+        pcm16k: Vec<i16>,
+    ) -> BoxFuture<'static, Result<Transcript, ProviderError>> {
+        Box::pin(async move { self.transcribe_async(pcm16k).await })
     }
 }
 
-/// Feeds frames to the segmenter; reports speech starts at once and hands
-/// ended utterances to the transcriber. Flushes a pending utterance when
-/// the audio sender is dropped.
-async fn segment_audio(
-    mut audio: mpsc::Receiver<Frame>,
-    events: mpsc::Sender<SttEvent>,
-    utterances: mpsc::Sender<Vec<i16>>,
-) {
-    let mut seg = Segmenter::new(SegmenterConfig::default());
-    while let Some(frame) = audio.recv().await {
-        let utterance = seg.push(&frame);
-        if seg.last_decision().started && events.send(SttEvent::SpeechStarted).await.is_err() {
-            return;
-        }
-        if let Some(pcm) = utterance {
-            if utterances.send(pcm).await.is_err() {
-                return;
-            }
-        }
-    }
-    if let Some(pcm) = seg.flush() {
-        let _ = utterances.send(pcm).await;
-    }
-}
+/// Streaming speech-to-text over [`WhisperEngine`]: VAD-ended utterances are
+/// transcribed one at a time, in order, while audio keeps flowing.
+pub type OfflineStt = SegmentedStt<WhisperEngine>;
 
-async fn transcribe_utterances(
-    engine: Arc<WhisperEngine>,
-    mut utterances: mpsc::Receiver<Vec<i16>>,
-    events: mpsc::Sender<SttEvent>,
-) {
-    while let Some(pcm) = utterances.recv().await {
-        match engine.transcribe_async(pcm).await {
-            Ok(t) if !t.text.is_empty() => {
-                let fin = SttEvent::Final {
-                    text: t.text,
-                    confidence: t.confidence,
-                    end_of_turn: true,
-                };
-                if events.send(fin).await.is_err() {
-                    return;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                let _ = events.send(SttEvent::Error(e)).await;
-                return;
-            }
-        }
-        if events.send(SttEvent::UtteranceEnd).await.is_err() {
-            return;
-        }
+impl SegmentedStt<WhisperEngine> {
+    pub fn new(engine: Arc<WhisperEngine>) -> Self {
+        SegmentedStt::with_recognizer(engine)
     }
 }
 
