@@ -30,8 +30,11 @@ use config::{Config, LogFormat};
 use events::Bus;
 use providers::intent::rules::RulesExtractor;
 use providers::stt::offline::{OfflineStt, WhisperEngine};
+use providers::stt::transcribe::TranscribeStt;
 use providers::stt::unavailable::UnavailableStt;
+use providers::tts::elevenlabs::ElevenLabsTts;
 use providers::tts::offline::OfflineTts;
+use providers::tts::openai::OpenAiTts;
 use providers::SttProvider;
 use session::{Deps, Engines, Registry, Sessions};
 use store::{Role, Store};
@@ -194,7 +197,8 @@ pub fn build_engines(config: &Config, stats: Arc<providers::report::EngineStats>
         .iter()
         .map(|engine| match engine {
             SttEngine::Offline => offline_stt.clone(),
-            SttEngine::Deepgram | SttEngine::Transcribe => offline_stt.clone(),
+            SttEngine::Transcribe => Arc::new(TranscribeStt::new(e.transcribe.clone(), e.timeout)),
+            SttEngine::Deepgram => offline_stt.clone(),
         })
         .collect();
     let tts = e
@@ -202,7 +206,9 @@ pub fn build_engines(config: &Config, stats: Arc<providers::report::EngineStats>
         .iter()
         .map(|engine| match engine {
             TtsEngine::Offline => offline_tts.clone(),
-            TtsEngine::ElevenLabs | TtsEngine::OpenAi | TtsEngine::Deepgram => offline_tts.clone(),
+            TtsEngine::ElevenLabs => Arc::new(ElevenLabsTts::new(e.elevenlabs.clone(), e.timeout)),
+            TtsEngine::OpenAi => Arc::new(OpenAiTts::new(e.openai_tts.clone(), e.timeout)),
+            TtsEngine::Deepgram => offline_tts.clone(),
         })
         .collect();
     let intent = e
