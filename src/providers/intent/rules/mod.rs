@@ -29,6 +29,8 @@ use crate::providers::{BoxFuture, IntentExtractor, ProviderError};
 
 pub use address::find_address;
 pub use numbers::{parse_house_number, parse_number};
+/// The normal form of a phone number's digits, shared with the chat engine.
+pub(crate) use person::normalise as normalise_phone;
 pub use resolve::parse_time;
 
 use classify::Classifier;

@@ -397,7 +397,9 @@ fn two_digits(toks: &[Tok<'_>], j: usize) -> Option<(String, usize)> {
     plain.then(|| (v.to_string(), n))
 }
 
-fn normalise(digits: &str, plus: bool) -> String {
+/// Digits in their stored form: `+` kept, ten digits (or eleven from 1) as
+/// North American E.164.
+pub(crate) fn normalise(digits: &str, plus: bool) -> String {
     if plus {
         format!("+{digits}")
     } else if digits.len() == 10 {
