@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use config::{Config, LogFormat};
 use events::Bus;
+use providers::intent::chat::ChatExtractor;
 use providers::intent::rules::RulesExtractor;
 use providers::stt::offline::{OfflineStt, WhisperEngine};
 use providers::stt::transcribe::TranscribeStt;
@@ -216,7 +217,15 @@ pub fn build_engines(config: &Config, stats: Arc<providers::report::EngineStats>
         .iter()
         .map(|engine| match engine {
             IntentEngine::Rules => rules.clone(),
-            IntentEngine::Chat => rules.clone(),
+            IntentEngine::Chat => {
+                match ChatExtractor::new(e.chat.clone(), config.business.clone()) {
+                    Ok(chat) => Arc::new(chat) as Arc<dyn providers::IntentExtractor>,
+                    Err(err) => {
+                        tracing::error!(error = %err, "chat engine unavailable; the rules answer instead");
+                        rules.clone()
+                    }
+                }
+            }
         })
         .collect();
     Engines::new(stt, tts, intent, stats)
