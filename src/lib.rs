@@ -30,9 +30,11 @@ use config::{Config, LogFormat};
 use events::Bus;
 use providers::intent::chat::ChatExtractor;
 use providers::intent::rules::RulesExtractor;
+use providers::stt::deepgram::DeepgramStt;
 use providers::stt::offline::{OfflineStt, WhisperEngine};
 use providers::stt::transcribe::TranscribeStt;
 use providers::stt::unavailable::UnavailableStt;
+use providers::tts::deepgram::DeepgramTts;
 use providers::tts::elevenlabs::ElevenLabsTts;
 use providers::tts::offline::OfflineTts;
 use providers::tts::openai::OpenAiTts;
@@ -199,7 +201,7 @@ pub fn build_engines(config: &Config, stats: Arc<providers::report::EngineStats>
         .map(|engine| match engine {
             SttEngine::Offline => offline_stt.clone(),
             SttEngine::Transcribe => Arc::new(TranscribeStt::new(e.transcribe.clone(), e.timeout)),
-            SttEngine::Deepgram => offline_stt.clone(),
+            SttEngine::Deepgram => Arc::new(DeepgramStt::new(e.deepgram.clone(), e.timeout)),
         })
         .collect();
     let tts = e
@@ -209,7 +211,7 @@ pub fn build_engines(config: &Config, stats: Arc<providers::report::EngineStats>
             TtsEngine::Offline => offline_tts.clone(),
             TtsEngine::ElevenLabs => Arc::new(ElevenLabsTts::new(e.elevenlabs.clone(), e.timeout)),
             TtsEngine::OpenAi => Arc::new(OpenAiTts::new(e.openai_tts.clone(), e.timeout)),
-            TtsEngine::Deepgram => offline_tts.clone(),
+            TtsEngine::Deepgram => Arc::new(DeepgramTts::new(e.deepgram.clone(), e.timeout)),
         })
         .collect();
     let intent = e
