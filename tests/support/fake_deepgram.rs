@@ -157,6 +157,9 @@ struct Knobs {
     speak_cut: Option<usize>,
     speak_reject: Option<Reject>,
     speak_stall: bool,
+    /// Script mode: speech is found by energy, and each utterance is heard
+    /// as the next line (for whole-call tests with real voices).
+    script: Option<Arc<Mutex<std::collections::VecDeque<String>>>>,
 }
 
 #[derive(Default)]
@@ -250,6 +253,14 @@ impl FakeDeepgram {
     pub fn send_malformed_after_frames(&self, frames: usize) {
         self.shared
             .knobs(|k| k.malformed_after_frames = Some(frames));
+    }
+
+    /// Hears real speech: each stretch of loud audio followed by 300 ms of
+    /// quiet becomes one final result (`speech_final`) carrying the next line.
+    pub fn set_script(&self, lines: &[&str]) {
+        let lines = lines.iter().map(|l| l.to_string()).collect();
+        self.shared
+            .knobs(|k| k.script = Some(Arc::new(Mutex::new(lines))));
     }
 
     pub fn set_final_every(&self, frames: usize) {

@@ -16,6 +16,8 @@ struct Recogniser {
     words: Vec<String>,
     in_speech: bool,
     final_every: usize,
+    script: Option<Arc<std::sync::Mutex<std::collections::VecDeque<String>>>>,
+    quiet_frames: usize,
 }
 
 fn seconds(frames: usize) -> f64 {
@@ -51,7 +53,46 @@ impl Recogniser {
         }
     }
 
+    /// Script mode: energy decides speech; an utterance is the next line.
+    fn scripted_frame(&mut self, bytes: &[u8], out: &mut Vec<String>) {
+        let samples: Vec<f64> = bytes
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]) as f64)
+            .collect();
+        let rms = (samples.iter().map(|v| v * v).sum::<f64>() / samples.len().max(1) as f64).sqrt();
+        self.frames += 1;
+        if rms > 300.0 {
+            self.quiet_frames = 0;
+            if !self.in_speech {
+                self.in_speech = true;
+                out.push(
+                    serde_json::json!({"type": "SpeechStarted", "channel": [0, 1], "timestamp": seconds(self.frames - 1)})
+                        .to_string(),
+                );
+            }
+        } else if self.in_speech {
+            self.quiet_frames += 1;
+            if self.quiet_frames >= 15 {
+                self.in_speech = false;
+                let line = self
+                    .script
+                    .as_ref()
+                    .and_then(|s| s.lock().unwrap().pop_front())
+                    .unwrap_or_default();
+                self.words = vec![line];
+                self.finalize(true, out);
+                out.push(
+                    serde_json::json!({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": seconds(self.frames - 15)})
+                        .to_string(),
+                );
+            }
+        }
+    }
+
     fn frame(&mut self, bytes: &[u8], out: &mut Vec<String>) {
+        if self.script.is_some() {
+            return self.scripted_frame(bytes, out);
+        }
         let marker = marker_of(bytes);
         self.frames += 1;
         match marker {
@@ -97,11 +138,12 @@ pub(super) async fn serve(
     index: usize,
     connection: usize,
 ) {
-    let (cut, malformed_after, final_every) = shared.knobs(|k| {
+    let (cut, malformed_after, final_every, script) = shared.knobs(|k| {
         (
             k.cut_first.filter(|_| connection == 0),
             k.malformed_after_frames.filter(|_| connection == 0),
             k.final_every,
+            k.script.clone(),
         )
     });
     let mut rec = Recogniser {
@@ -110,6 +152,8 @@ pub(super) async fn serve(
         words: Vec::new(),
         in_speech: false,
         final_every,
+        script,
+        quiet_frames: 0,
     };
     let mut pending = Vec::new();
     let mut received = 0usize;
