@@ -5,6 +5,7 @@
 //! `task_events` row in the same transaction and is published on the bus.
 
 mod calls;
+mod outbox;
 mod tasks;
 #[doc(hidden)]
 pub mod testkit;
@@ -18,6 +19,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+pub use outbox::{OutboxMessage, OutboxStatus, OutboxTotals};
 pub use types::*;
 pub use users::SessionRecord;
 

@@ -10,6 +10,10 @@ use crate::config::{Secret, TwilioConfig};
 
 use super::twiml;
 
+// Sending SMS through the Messages resource.
+mod sms;
+pub use sms::{classify_failure, parse_retry_after, SmsAccepted, SmsFailure, SmsSender};
+
 #[derive(Debug, thiserror::Error)]
 pub enum RestError {
     #[error("Twilio REST request failed: {0}")]
@@ -156,6 +160,7 @@ mod tests {
             account_sid: Some("AC123".into()),
             auth_token: Some(Secret::new("tok")),
             api_base: base,
+            from_number: None,
         })
         .unwrap()
     }
@@ -198,6 +203,7 @@ mod tests {
             account_sid: Some("AC1".into()),
             auth_token: None,
             api_base: base.clone(),
+            from_number: None,
         })
         .is_none());
         let c = client(base);
