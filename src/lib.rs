@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod events;
 pub mod models;
+pub mod outbox;
 pub mod providers;
 pub mod session;
 pub mod store;

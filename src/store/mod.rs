@@ -6,6 +6,7 @@
 
 mod calls;
 mod latency;
+mod outbox;
 mod tasks;
 #[doc(hidden)]
 pub mod testkit;
@@ -20,6 +21,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use latency::{LatencySummary, Percentiles, TurnLatency};
+pub use outbox::{OutboxMessage, OutboxStatus, OutboxTotals};
 pub use types::*;
 pub use users::SessionRecord;
 

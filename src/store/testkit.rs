@@ -24,6 +24,13 @@ pub async fn sqlite() -> Result<(Store, tempfile::TempDir)> {
 
 /// A migrated PostgreSQL store in a schema of its own.
 pub async fn postgres() -> Result<Store> {
+    let url = postgres_schema_url().await?;
+    Store::open(&url, Bus::new(), "test-node").await
+}
+
+/// The URL of a fresh, empty PostgreSQL schema, for tests that open several
+/// stores (nodes) on one database.
+pub async fn postgres_schema_url() -> Result<String> {
     let base = postgres_url();
     let schema = format!("sb_test_{}", uuid::Uuid::new_v4().simple());
     let admin = Store::connect(&base, Bus::new(), "test-node").await?;
@@ -32,6 +39,5 @@ pub async fn postgres() -> Result<Store> {
         .await?;
     admin.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-    Store::open(&url, Bus::new(), "test-node").await
+    Ok(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
 }

@@ -10,6 +10,10 @@ use crate::config::{Secret, TwilioConfig};
 
 use super::twiml;
 
+// Sending SMS through the Messages resource.
+mod sms;
+pub use sms::{classify_failure, parse_retry_after, SmsAccepted, SmsFailure, SmsSender};
+
 #[derive(Debug, thiserror::Error)]
 pub enum RestError {
     #[error("Twilio REST request failed: {0}")]
