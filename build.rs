@@ -12,4 +12,6 @@ fn main() {
         println!("cargo:rustc-link-lib={lib}");
     }
     println!("cargo:rerun-if-changed=build.rs");
+    // The store embeds its migrations at compile time.
+    println!("cargo:rerun-if-changed=migrations");
 }

@@ -125,11 +125,21 @@ pub async fn serve(
         intent = ?engines.extractor.names(),
         "engine chains"
     );
+    let outbox = outbox::Outbox::new(
+        store.clone(),
+        transport::twilio::rest::RestClient::from_config(&config.twilio),
+        outbox::OutboxConfig::from_config(&config),
+    );
+    let outbox_worker = tokio::spawn({
+        let (outbox, stop) = (outbox.clone(), stop.clone());
+        async move { outbox.run(stop).await }
+    });
     let sessions = Sessions::new(Deps {
         config: Arc::new(config.clone()),
         store: store.clone(),
         engines,
         registry: Registry::new(config.call.max_concurrent),
+        outbox: Some(outbox),
     });
     let registry = sessions.deps().registry.clone();
     let host: Arc<dyn CallHost> = Arc::new(sessions);
@@ -168,6 +178,7 @@ pub async fn serve(
         let _ = sip.await;
     }
     let _ = sweeper.await;
+    let _ = outbox_worker.await;
     store.close().await;
     served.context("HTTP server failed")?;
     tracing::info!("stopped");

@@ -96,8 +96,14 @@ async fn start() -> Harness {
             "plumbing,electrical,locksmith".into(),
         ),
         ("SWITCHBOARD_STT_ENGINES", "deepgram,offline".into()),
-        ("SWITCHBOARD_DEEPGRAM_API_KEY", fake_deepgram::API_KEY.into()),
-        ("SWITCHBOARD_DEEPGRAM_BASE_URL", deepgram.base_url().to_string()),
+        (
+            "SWITCHBOARD_DEEPGRAM_API_KEY",
+            fake_deepgram::API_KEY.into(),
+        ),
+        (
+            "SWITCHBOARD_DEEPGRAM_BASE_URL",
+            deepgram.base_url().to_string(),
+        ),
         (
             "SWITCHBOARD_DEEPGRAM_KEYTERMS",
             "Acme Plumbing,Elm Street".into(),
@@ -127,6 +133,7 @@ async fn start() -> Harness {
     assert_eq!(engines.extractor.names(), ["chat", "rules"]);
     assert_eq!(engines.tts.names(), ["openai", "offline"]);
     let deps = Deps {
+        outbox: None,
         registry: Registry::new(config.call.max_concurrent),
         config: Arc::new(config.clone()),
         store: store.clone(),
@@ -248,7 +255,10 @@ fn assert_fakes_clean(h: &Harness) {
         .filter(|r| r.status != 101)
         .map(|r| r.status)
         .collect();
-    assert!(refused.is_empty(), "deepgram refused handshakes: {refused:?}");
+    assert!(
+        refused.is_empty(),
+        "deepgram refused handshakes: {refused:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,8 +288,9 @@ async fn a_call_runs_on_the_cloud_engines_end_to_end() {
     assert_eq!(task.location.as_deref(), Some("42 Oak Street"), "{task:?}");
     let transcript = h.store.transcript(id).await.unwrap();
     assert_eq!(caller_lines(&transcript), [LOCK_LINE, ADDRESS_LINE]);
-    assert!(transcript.iter().any(|t| t.speaker == Speaker::Agent
-        && t.text.contains("When would you like the locksmith")));
+    assert!(transcript.iter().any(
+        |t| t.speaker == Speaker::Agent && t.text.contains("When would you like the locksmith")
+    ));
 
     // Each stage ran on its cloud engine, and every turn has its figures.
     let turns = h.store.turn_latencies(id).await.unwrap();
@@ -293,9 +304,15 @@ async fn a_call_runs_on_the_cloud_engines_end_to_end() {
     }
     let connections = h.deepgram.connections();
     assert_eq!(connections.len(), 1);
-    assert!(connections[0].audio.len() > 16_000 * 2, "audio reached Deepgram");
+    assert!(
+        connections[0].audio.len() > 16_000 * 2,
+        "audio reached Deepgram"
+    );
     assert!(h.chat.request_count() >= 2);
-    assert!(h.speech.speech_requests().len() >= 3, "greeting and two replies");
+    assert!(
+        h.speech.speech_requests().len() >= 3,
+        "greeting and two replies"
+    );
     assert_fakes_clean(&h);
 }
 
@@ -339,10 +356,17 @@ async fn when_the_chat_server_stalls_mid_call_the_rules_answer_without_dead_air(
             && d["to"] == "rules"),
         "{events:?}"
     );
-    let fillers = events.iter().filter(|(_, kind, _)| kind == "filler").count();
+    let fillers = events
+        .iter()
+        .filter(|(_, kind, _)| kind == "filler")
+        .count();
     assert!(fillers >= 2, "fillers covered the wait: {fillers}");
     let turns = h.store.turn_latencies(id).await.unwrap();
-    assert_eq!(turns[1].intent_engine.as_deref(), Some("rules"), "{turns:?}");
+    assert_eq!(
+        turns[1].intent_engine.as_deref(),
+        Some("rules"),
+        "{turns:?}"
+    );
     assert_fakes_clean(&h);
 }
 

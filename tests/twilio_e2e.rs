@@ -65,6 +65,7 @@ async fn start(with_engines: bool) -> Harness {
         switchboard::models::fetch(&config.stt.whisper_model).expect("the Whisper model");
         let engines = switchboard::offline_engines(&config);
         let deps = Deps {
+            outbox: None,
             registry: Registry::new(config.call.max_concurrent),
             config: Arc::new(config.clone()),
             store: store.clone(),

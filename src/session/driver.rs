@@ -188,6 +188,7 @@ impl<'a> Driver<'a> {
         self.store_latencies().await;
         self.store_engine_summary().await;
         self.save_recording().await;
+        self.text_reference().await;
         if self.dropped_stt_frames > 0 {
             tracing::warn!(
                 call_id = self.call_id,
@@ -533,11 +534,20 @@ impl<'a> Driver<'a> {
             tracing::warn!(call_id = self.call_id, error = %e, "could not store the summary");
         }
         let note = format!("escalated: {reason}");
-        if let Err(e) = store
+        match store
             .transition_task(&reference, TaskStatus::Escalated, ACTOR, Some(&note))
             .await
         {
-            tracing::warn!(call_id = self.call_id, error = %e, "could not escalate the task");
+            Ok(task) => {
+                if let Some(outbox) = &self.deps.outbox {
+                    if let Err(e) = outbox.text_oncall_escalation(&task).await {
+                        tracing::warn!(call_id = self.call_id, error = %e, "could not queue the escalation text");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(call_id = self.call_id, error = %e, "could not escalate the task")
+            }
         }
     }
 
@@ -649,6 +659,24 @@ impl Driver<'_> {
                 "p50_ms": summary.p50, "p95_ms": summary.p95, "max_ms": ms.iter().max(),
             });
             self.call_event("engine_latency", detail).await;
+        }
+    }
+
+    /// Texts the caller their task reference once the call is over, so the
+    /// text carries what the call settled.
+    async fn text_reference(&self) {
+        let (Some(outbox), Some(reference)) = (&self.deps.outbox, &self.task_ref) else {
+            return;
+        };
+        let task = match self.deps.store.task(reference).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(call_id = self.call_id, error = %e, "could not read the task to text its reference");
+                return;
+            }
+        };
+        if let Err(e) = outbox.text_caller_reference(&task).await {
+            tracing::warn!(call_id = self.call_id, error = %e, "could not queue the caller's text");
         }
     }
 

@@ -82,6 +82,9 @@ pub struct Deps {
     pub store: Store,
     pub engines: Engines,
     pub registry: Registry,
+    /// Texts callers their reference and the on-call person escalations,
+    /// when configured.
+    pub outbox: Option<crate::outbox::Outbox>,
 }
 
 /// How a call ended.

@@ -56,6 +56,7 @@ pub async fn simulate_with(
         audio.push(turn_audio(turn, &engines).await?);
     }
     let deps = Deps {
+        outbox: None,
         registry: Registry::new(1),
         config: Arc::new(config),
         store: store.clone(),

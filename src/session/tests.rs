@@ -97,6 +97,10 @@ async fn deps() -> (Deps, tempfile::TempDir) {
             format!("sqlite://{}", dir.path().join("s.db").display()),
         ),
         (
+            "SWITCHBOARD_ONCALL_SMS".to_string(),
+            "+15550001111".to_string(),
+        ),
+        (
             "SWITCHBOARD_RECORDINGS_DIR".to_string(),
             dir.path().join("rec").display().to_string(),
         ),
@@ -119,7 +123,14 @@ async fn deps() -> (Deps, tempfile::TempDir) {
             config.business.timezone,
         )),
     );
+    // No Twilio credentials: texts are queued and stay in the table.
+    let outbox = crate::outbox::Outbox::new(
+        store.clone(),
+        None,
+        crate::outbox::OutboxConfig::from_config(&config),
+    );
     let deps = Deps {
+        outbox: Some(outbox),
         registry: Registry::new(4),
         config: Arc::new(config),
         store,
@@ -285,6 +296,29 @@ async fn a_call_fills_the_task_and_transfers_on_dtmf_zero() {
             .iter()
             .any(|(_, kind, d)| kind == "engine_latency" && d["engine"] == "rules"),
         "{events:?}"
+    );
+    // The on-call person got the escalation, the caller their reference.
+    let texts = store.outbox_recent(10).await.unwrap();
+    let payloads: Vec<serde_json::Value> = texts
+        .iter()
+        .map(|m| serde_json::from_str(&m.payload).unwrap())
+        .collect();
+    assert_eq!(texts.len(), 2, "{payloads:?}");
+    let to_caller = payloads.iter().find(|p| p["to"] == "+15551234567");
+    let to_oncall = payloads.iter().find(|p| p["to"] == "+15550001111");
+    assert!(
+        to_caller.unwrap()["body"]
+            .as_str()
+            .unwrap()
+            .contains(&task.reference),
+        "{payloads:?}"
+    );
+    assert!(
+        to_oncall.unwrap()["body"]
+            .as_str()
+            .unwrap()
+            .contains("plumbing"),
+        "{payloads:?}"
     );
 }
 

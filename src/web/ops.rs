@@ -49,12 +49,24 @@ async fn metrics(State(state): State<AppState>) -> Response {
             Vec::new()
         }
     };
+    let mut body = state.metrics().render(&tasks);
+    match state.store().outbox_totals().await {
+        Ok(t) => {
+            body.push_str("# HELP switchboard_sms_outbox Text messages in the outbox by state.\n# TYPE switchboard_sms_outbox gauge\n");
+            for (status, n) in [("pending", t.pending), ("sent", t.sent), ("dead", t.dead)] {
+                body.push_str(&format!(
+                    "switchboard_sms_outbox{{status=\"{status}\"}} {n}\n"
+                ));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count the outbox"),
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics().render(&tasks),
+        body,
     )
         .into_response()
 }
