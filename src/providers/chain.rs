@@ -21,9 +21,10 @@ use crate::domain::{Conversation, Extraction};
 
 /// Caller audio kept for replay into the next engine (15 s).
 const REPLAY_FRAMES: usize = 750;
-/// After a final transcript, this much audio (0.5 s) stays in the replay
-/// buffer: a final can arrive a little after the words that follow it began.
-const KEEP_AFTER_FINAL: usize = 25;
+/// After a final transcript, this much audio (0.2 s) stays in the replay
+/// buffer: a final can arrive a little after the words that follow it began,
+/// while more would replay the end of words already transcribed.
+const KEEP_AFTER_FINAL: usize = 10;
 /// Frames queued from the session before the chain's relay (2 s).
 const AUDIO_QUEUE: usize = 100;
 

@@ -30,8 +30,8 @@ struct Open {
 
 #[derive(Debug, Default)]
 pub(super) struct LatencyTracker {
-    in_speech: bool,
-    speech_end: Option<Instant>,
+    /// The last frame the VAD called speech: where the caller stopped.
+    last_voice: Option<Instant>,
     last_final: Option<Instant>,
     open: Option<Open>,
     done: Vec<TurnFigures>,
@@ -44,10 +44,9 @@ fn since(from: Instant, to: Option<Instant>) -> Option<Duration> {
 impl LatencyTracker {
     /// The session's VAD decision for one caller frame.
     pub fn on_vad(&mut self, at: Instant, speech: bool) {
-        if self.in_speech && !speech {
-            self.speech_end = Some(at);
+        if speech {
+            self.last_voice = Some(at);
         }
-        self.in_speech = speech;
     }
 
     pub fn on_stt_final(&mut self, at: Instant) {
@@ -57,7 +56,7 @@ impl LatencyTracker {
     /// The core asked for extraction: a caller turn ended.
     pub fn on_turn_end(&mut self, turn: TurnId, at: Instant) {
         self.close_open();
-        let speech_end = self.speech_end.filter(|t| *t <= at).unwrap_or(at);
+        let speech_end = self.last_voice.filter(|t| *t <= at).unwrap_or(at);
         self.open = Some(Open {
             turn: turn.0,
             speech_end,
@@ -137,7 +136,8 @@ mod tests {
         let ms = |n| t0 + Duration::from_millis(n);
         let mut l = LatencyTracker::default();
         l.on_vad(ms(0), true);
-        l.on_vad(ms(1000), false);
+        l.on_vad(ms(1000), true);
+        l.on_vad(ms(1020), false);
         l.on_stt_final(ms(1300));
         l.on_turn_end(TurnId(1), ms(1600));
         l.on_say(UtteranceId(4), Purpose::Filler);

@@ -160,6 +160,8 @@ struct Knobs {
     /// Script mode: speech is found by energy, and each utterance is heard
     /// as the next line (for whole-call tests with real voices).
     script: Option<Arc<Mutex<std::collections::VecDeque<String>>>>,
+    /// Drop every live connection at its next message.
+    kill_live: bool,
 }
 
 #[derive(Default)]
@@ -261,6 +263,12 @@ impl FakeDeepgram {
         let lines = lines.iter().map(|l| l.to_string()).collect();
         self.shared
             .knobs(|k| k.script = Some(Arc::new(Mutex::new(lines))));
+    }
+
+    /// Drops every open `/v1/listen` connection when its next audio arrives
+    /// (as a crashed server would); new handshakes follow `reject_handshakes`.
+    pub fn kill_live_connections(&self) {
+        self.shared.knobs(|k| k.kill_live = true);
     }
 
     pub fn set_final_every(&self, frames: usize) {

@@ -160,6 +160,9 @@ pub(super) async fn serve(
     while let Some(Ok(message)) = socket.recv().await {
         match message {
             Message::Binary(bytes) => {
+                if shared.knobs(|k| k.kill_live) {
+                    return;
+                }
                 received += bytes.len();
                 shared.record(|r| {
                     let l = &mut r.listen[index];
