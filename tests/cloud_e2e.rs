@@ -265,20 +265,51 @@ fn assert_fakes_clean(h: &Harness) {
 async fn a_call_runs_on_the_cloud_engines_end_to_end() {
     let h = start().await;
     let (phone, id) = place_call(&h, "CAcloud00000000000000000000000001").await;
-    let first = turn(&phone, "10_lock.wav", Duration::from_millis(700)).await;
+    // The chat server stops after the reply's first sentence: its speech is
+    // requested while the rest of the answer is still being written.
+    h.chat.hold_after("What is the");
+    let spoken_before = h.speech.speech_requests().len();
+    phone.speak(fixture("10_lock.wav"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !h.speech.speech_requests()[spoken_before..]
+        .iter()
+        .any(|r| r.input == "I can get a locksmith out to you.")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the first sentence was not synthesized early: {:?}",
+            h.speech.speech_requests()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        h.store.task_for_call(id).await.unwrap().is_none(),
+        "the answer is still incomplete"
+    );
+    h.chat.release();
+    phone
+        .wait_for("the caller's speech to end", Duration::from_secs(20), |l| {
+            !l.speech_ends.is_empty()
+        })
+        .await;
+    let first = phone.log.lock().unwrap().speech_ends[0];
+    phone
+        .wait_agent_done(first, Duration::from_millis(700), Duration::from_secs(60))
+        .await;
+    let requests = h.speech.speech_requests();
+    assert_eq!(
+        requests[spoken_before..]
+            .iter()
+            .filter(|r| r.input == "I can get a locksmith out to you.")
+            .count(),
+        1,
+        "the early synthesis is the one played: {requests:?}"
+    );
     h.chat.set_answer(&answer(
         "Thanks. When would you like the locksmith to come?",
         Some("42 Oak Street"),
     ));
-    let second = turn(&phone, "02_address.wav", Duration::from_millis(700)).await;
-    for (n, ended) in [first, second].into_iter().enumerate() {
-        let media = phone.log.lock().unwrap().media_after(ended);
-        eprintln!(
-            "cloud turn {}: end of speech → first agent audio {:?}",
-            n + 1,
-            media[0] - ended
-        );
-    }
+    turn(&phone, "02_address.wav", Duration::from_millis(700)).await;
     phone.stop();
     let call = wait_ended(&h, id).await;
     assert_eq!(call.end_reason.as_deref(), Some("caller_hung_up"));
@@ -300,7 +331,10 @@ async fn a_call_runs_on_the_cloud_engines_end_to_end() {
         assert_eq!(t.intent_engine.as_deref(), Some("chat"), "{t:?}");
         assert_eq!(t.tts_engine.as_deref(), Some("openai"), "{t:?}");
         assert!(t.first_frame_ms.is_some(), "{t:?}");
-        eprintln!("turn {t:?}");
+        eprintln!(
+            "cloud turn {}: STT final {:?} ms, intent {:?} ms, first TTS audio {:?} ms, first frame sent {:?} ms after the end of speech",
+            t.turn, t.stt_ms, t.intent_ms, t.tts_ms, t.first_frame_ms
+        );
     }
     let connections = h.deepgram.connections();
     assert_eq!(connections.len(), 1);

@@ -313,6 +313,18 @@ impl IntentChain {
         conversation: &Conversation,
         reporter: &Reporter,
     ) -> Result<Extraction, ProviderError> {
+        self.extract_streaming_for(conversation, reporter, None)
+            .await
+    }
+
+    /// As [`extract_for`](Self::extract_for), passing early reply sentences
+    /// of an engine that streams them to `sentences`.
+    pub async fn extract_streaming_for(
+        &self,
+        conversation: &Conversation,
+        reporter: &Reporter,
+        sentences: Option<mpsc::Sender<String>>,
+    ) -> Result<Extraction, ProviderError> {
         let order = candidates(&self.engines, &self.stats, Stage::Intent, |e| e.name());
         let mut last: Option<(&'static str, ProviderError)> = None;
         for i in order {
@@ -321,7 +333,11 @@ impl IntentChain {
                 reporter.fallback(Stage::Intent, from, engine.name());
             }
             let started = Instant::now();
-            match engine.extract(conversation).await {
+            let answer = match &sentences {
+                Some(tx) => engine.extract_streaming(conversation, tx.clone()).await,
+                None => engine.extract(conversation).await,
+            };
+            match answer {
                 Ok(x) => {
                     reporter.first_result(Stage::Intent, engine.name(), started.elapsed());
                     return Ok(x);

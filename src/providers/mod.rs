@@ -100,4 +100,16 @@ pub trait IntentExtractor: Send + Sync {
         &'a self,
         conversation: &'a Conversation,
     ) -> BoxFuture<'a, Result<Extraction, ProviderError>>;
+
+    /// As `extract`, and an engine that writes its reply as it goes (a chat
+    /// model) also sends each finished sentence of `reply` to `sentences`
+    /// before the answer is complete, so speech can be prepared early.
+    fn extract_streaming<'a>(
+        &'a self,
+        conversation: &'a Conversation,
+        sentences: mpsc::Sender<String>,
+    ) -> BoxFuture<'a, Result<Extraction, ProviderError>> {
+        drop(sentences);
+        self.extract(conversation)
+    }
 }

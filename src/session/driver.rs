@@ -78,6 +78,11 @@ pub(super) struct Driver<'a> {
     recorder: Option<MessageRecorder>,
     /// The first frame of each utterance already handed to the leg.
     first_frame_sent: Option<UtteranceId>,
+    /// The turn whose extraction is running, and reply sentences whose
+    /// synthesis started before the answer was complete.
+    extracting: Option<TurnId>,
+    prefetched: speech::Prefetched,
+    prefetch_tx: mpsc::Sender<(TurnId, String)>,
 }
 
 impl<'a> Driver<'a> {
@@ -89,6 +94,7 @@ impl<'a> Driver<'a> {
         stop: CancellationToken,
     ) -> Driver<'a> {
         let (speech_tx, _) = mpsc::channel(1);
+        let (prefetch_tx, _) = mpsc::channel(1);
         let (extract_tx, _) = mpsc::channel(1);
         let started = now();
         let (reporter, reports) = Reporter::for_call(deps.engines.stats.clone());
@@ -120,6 +126,9 @@ impl<'a> Driver<'a> {
             latency: LatencyTracker::default(),
             recorder: None,
             first_frame_sent: None,
+            extracting: None,
+            prefetched: Vec::new(),
+            prefetch_tx,
         }
     }
 
@@ -133,6 +142,8 @@ impl<'a> Driver<'a> {
         self.commands = Some(commands);
         let (speech_tx, mut speech_rx) = mpsc::channel(256);
         let (extract_tx, mut extract_rx) = mpsc::channel(8);
+        let (prefetch_tx, mut prefetch_rx) = mpsc::channel(8);
+        self.prefetch_tx = prefetch_tx;
         self.speech_tx = speech_tx;
         self.extract_tx = extract_tx;
         let mut stt_events = self.open_stt();
@@ -159,6 +170,10 @@ impl<'a> Driver<'a> {
                     Some(Input::Extracted { at: now(), turn, result })
                 }
                 Some(msg) = speech_rx.recv() => self.on_speech(msg).await,
+                Some((turn, sentence)) = prefetch_rx.recv() => {
+                    self.on_prefetch(turn, sentence);
+                    None
+                }
                 Some(report) = reports.recv() => {
                     self.on_report(report).await;
                     None
@@ -415,11 +430,17 @@ impl<'a> Driver<'a> {
             old.abort();
         }
         let tts = Arc::clone(&self.deps.engines.tts);
+        // Only sentences this utterance says; the rest wait for the reply.
+        let (mine, rest) = std::mem::take(&mut self.prefetched)
+            .into_iter()
+            .partition(|(text, _)| sentences.iter().any(|s| s.trim() == text));
+        self.prefetched = rest;
         let task = speech::spawn_speaker(
             tts,
             self.reporter.clone(),
             utterance,
             sentences,
+            mine,
             self.speech_tx.clone(),
         );
         self.speaking = Some((utterance, task));
@@ -440,8 +461,22 @@ impl<'a> Driver<'a> {
         let extractor = Arc::clone(&self.deps.engines.extractor);
         let tx = self.extract_tx.clone();
         let reporter = self.reporter.clone();
+        // A new turn: speech prepared for the last one's reply is stale.
+        self.extracting = Some(turn);
+        self.prefetched.clear();
+        let (sentences_tx, mut sentences_rx) = mpsc::channel::<String>(4);
+        let prefetch = self.prefetch_tx.clone();
         tokio::spawn(async move {
-            let result = extractor.extract_for(&conversation, &reporter).await;
+            while let Some(s) = sentences_rx.recv().await {
+                if prefetch.send((turn, s)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        tokio::spawn(async move {
+            let result = extractor
+                .extract_streaming_for(&conversation, &reporter, Some(sentences_tx))
+                .await;
             let _ = tx.send((turn, result)).await;
         });
     }
@@ -583,6 +618,25 @@ impl<'a> Driver<'a> {
 }
 
 impl Driver<'_> {
+    /// An early sentence of the reply being written: start its synthesis now,
+    /// so the audio is ready (or on its way) when the answer is complete.
+    fn on_prefetch(&mut self, turn: TurnId, sentence: String) {
+        const MAX_PREFETCH: usize = 2;
+        if self.extracting != Some(turn) || self.prefetched.len() >= MAX_PREFETCH {
+            return;
+        }
+        let text = sentence.trim().to_string();
+        if text.is_empty() || self.prefetched.iter().any(|(t, _)| *t == text) {
+            return;
+        }
+        let rx = self
+            .deps
+            .engines
+            .tts
+            .synthesize_for(&text, self.reporter.clone());
+        self.prefetched.push((text, rx));
+    }
+
     /// Engine reports become call events (errors, fallbacks) and latency figures.
     async fn on_report(&mut self, report: EngineReport) {
         let stage = report.stage;

@@ -28,25 +28,31 @@ pub(super) enum SpeechMsg {
     Failed(UtteranceId, ProviderError),
 }
 
-/// Starts synthesizing `sentences` in order, pipelined one sentence ahead.
+/// Synthesis already under way for a sentence, keyed by its text.
+pub(super) type Prefetched = Vec<(String, mpsc::Receiver<Result<Frame, ProviderError>>)>;
+
+/// Starts synthesizing `sentences` in order, pipelined one sentence ahead;
+/// a sentence in `prefetched` uses the synthesis already started for it.
 pub(super) fn spawn_speaker(
     tts: Arc<TtsChain>,
     reporter: Reporter,
     id: UtteranceId,
     sentences: Vec<String>,
+    mut prefetched: Prefetched,
     tx: mpsc::Sender<SpeechMsg>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
+        let mut start = |text: &String| match prefetched.iter().position(|(t, _)| t == text.trim())
+        {
+            Some(i) => prefetched.swap_remove(i).1,
+            None => tts.synthesize_for(text, reporter.clone()),
+        };
         // One sentence ahead is always being synthesized, so the next one's
         // first-byte time hides behind the current one's playback.
-        let mut ahead = sentences
-            .first()
-            .map(|text| tts.synthesize_for(text, reporter.clone()));
+        let mut ahead = sentences.first().map(&mut start);
         for index in 0..sentences.len() {
             let Some(mut rx) = ahead.take() else { break };
-            ahead = sentences
-                .get(index + 1)
-                .map(|text| tts.synthesize_for(text, reporter.clone()));
+            ahead = sentences.get(index + 1).map(&mut start);
             while let Some(chunk) = rx.recv().await {
                 let msg = match chunk {
                     Ok(frame) => SpeechMsg::Frame(id, frame),
@@ -157,6 +163,7 @@ mod tests {
             reporter.clone(),
             id,
             vec!["ab".into(), "c".into()],
+            Vec::new(),
             tx.clone(),
         );
         let mut seen = Vec::new();
@@ -169,7 +176,14 @@ mod tests {
             }
         }
         assert_eq!(seen, ["f1", "f1", "s0", "f1", "s1"]);
-        spawn_speaker(tts, reporter, UtteranceId(2), vec!["FAIL".into()], tx);
+        spawn_speaker(
+            tts,
+            reporter,
+            UtteranceId(2),
+            vec!["FAIL".into()],
+            Vec::new(),
+            tx,
+        );
         assert!(matches!(
             rx.recv().await,
             Some(SpeechMsg::Failed(UtteranceId(2), _))

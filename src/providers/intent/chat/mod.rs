@@ -313,4 +313,16 @@ impl IntentExtractor for ChatExtractor {
     ) -> BoxFuture<'a, Result<Extraction, ProviderError>> {
         Box::pin(async move { self.answer(conversation, None).await.map(|a| a.extraction) })
     }
+
+    fn extract_streaming<'a>(
+        &'a self,
+        conversation: &'a Conversation,
+        sentences: mpsc::Sender<String>,
+    ) -> BoxFuture<'a, Result<Extraction, ProviderError>> {
+        Box::pin(async move {
+            self.answer(conversation, Some(&sentences))
+                .await
+                .map(|a| a.extraction)
+        })
+    }
 }
