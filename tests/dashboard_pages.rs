@@ -9,7 +9,7 @@ use chrono::{Duration, Utc};
 use switchboard::config::Config;
 use switchboard::domain::{Speaker, TaskStatus, Urgency};
 use switchboard::events::Bus;
-use switchboard::store::{NewCall, NewTurn, Role, Store, Task, TaskFields, Transport};
+use switchboard::store::{NewCall, NewTurn, Role, Store, Task, TaskFields, Transport, TurnLatency};
 use switchboard::web::auth::token_hash;
 use switchboard::web::{router, AppState};
 use tempfile::TempDir;
@@ -57,8 +57,10 @@ async fn app() -> App {
         )
         .await
         .expect("session");
+    let mut config = Config::defaults();
+    config.recordings_dir = dir.path().join("rec");
     App {
-        router: router(AppState::new(Config::defaults(), store.clone())),
+        router: router(AppState::new(config, store.clone())),
         store,
         cookie: format!("sb_session={token}"),
         csrf: csrf.to_string(),
@@ -642,4 +644,83 @@ async fn pages_need_a_session() {
         assert!(r.status.is_redirection(), "{path}: {}", r.status);
         assert_eq!(r.location(), "/login", "{path}");
     }
+}
+
+#[tokio::test]
+async fn call_page_and_stats_show_turn_latency_and_engine_events() {
+    let app = app().await;
+    let task = task_with_call(&app).await;
+    let call_id = task.call_id.expect("a call");
+    for (turn, first_frame) in [(1, 900), (2, 1300), (3, 700)] {
+        app.store
+            .record_turn_latency(&TurnLatency {
+                call_id,
+                turn,
+                at: Utc::now() - Duration::minutes(10),
+                stt_ms: Some(200),
+                intent_ms: Some(450),
+                tts_ms: Some(first_frame - 20),
+                first_frame_ms: Some(first_frame),
+                stt_engine: Some("deepgram".into()),
+                intent_engine: Some("chat".into()),
+                tts_engine: Some("elevenlabs".into()),
+            })
+            .await
+            .expect("latency row");
+    }
+    app.store
+        .append_call_event(
+            call_id,
+            Utc::now(),
+            "engine_fallback",
+            &serde_json::json!({"stage": "intent", "from": "chat", "to": "rules"}),
+        )
+        .await
+        .expect("event");
+    let page = app.get(&format!("/admin/calls/{call_id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Turn latency"), "{}", page.body);
+    assert!(page.body.contains("deepgram → chat → elevenlabs"));
+    // p50 / p95 of the first-frame column: 900 and 1300 ms.
+    assert!(page.body.contains("900 / 1300 ms"), "{}", page.body);
+    assert!(page.body.contains("engine_fallback"));
+    let stats = app.get("/admin/stats").await;
+    assert_eq!(stats.status, StatusCode::OK);
+    assert!(stats.body.contains("Turn latency per day"));
+    assert!(stats.body.contains("900 / 1300 ms"), "{}", stats.body);
+}
+
+#[tokio::test]
+async fn a_voice_message_plays_from_the_task_page() {
+    let app = app().await;
+    let task = task_with_call(&app).await;
+    let page = app.get(&format!("/admin/tasks/{}", task.reference)).await;
+    assert!(!page.body.contains("Voice message"));
+    let dir = app._dir.path().join("rec");
+    std::fs::create_dir_all(&dir).unwrap();
+    let wav = switchboard::audio::wav::encode_wav(&[0i16; 1600], 16_000);
+    std::fs::write(dir.join("call-1.wav"), &wav).unwrap();
+    app.store
+        .set_task_recording(&task.reference, "call-1.wav")
+        .await
+        .unwrap();
+    let page = app.get(&format!("/admin/tasks/{}", task.reference)).await;
+    assert!(page.body.contains("<audio controls"), "{}", page.body);
+    let audio = app
+        .get(&format!("/admin/tasks/{}/recording", task.reference))
+        .await;
+    assert_eq!(audio.status, StatusCode::OK);
+    assert_eq!(audio.headers[header::CONTENT_TYPE], "audio/wav");
+    assert!(audio.body.starts_with("RIFF"));
+    // No session, no audio.
+    let req = Request::get(format!("/admin/tasks/{}/recording", task.reference))
+        .body(Body::empty())
+        .unwrap();
+    assert_ne!(app.send(req).await.status, StatusCode::OK);
+    // A task without a message is a 404, not an error page about files.
+    let other = app.task("plumbing", "drip", Urgency::Low).await;
+    let missing = app
+        .get(&format!("/admin/tasks/{}/recording", other.reference))
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
