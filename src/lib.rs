@@ -117,8 +117,8 @@ pub async fn serve(
         registry: Registry::new(config.call.max_concurrent),
     });
     let registry = sessions.deps().registry.clone();
+    let sip = start_sip(&config, sessions.clone(), stop.clone()).await?;
     let host: Arc<dyn CallHost> = Arc::new(sessions);
-    let sip = start_sip(&config, host.clone(), stop.clone()).await?;
     let twilio = TwilioRuntime::new(&config, host);
     let state = AppState::with_shutdown(config, store.clone(), stop.clone());
     let app = web::router(state).layer(axum::Extension(twilio));
@@ -184,11 +184,12 @@ pub fn offline_engines(config: &Config) -> Engines {
     }
 }
 
-/// Binds the SIP socket (when configured) and serves it until `stop`; every
-/// answered call goes to the call host.
+/// Binds the SIP socket (when configured) and serves it until `stop`. Calls
+/// are admitted against the sessions' registry at the INVITE and every
+/// answered call goes to the sessions with its slot.
 async fn start_sip(
     config: &Config,
-    host: Arc<dyn CallHost>,
+    sessions: Sessions,
     stop: CancellationToken,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     let Some(addr) = config.sip.addr else {
@@ -197,19 +198,15 @@ async fn start_sip(
     let socket = tokio::net::UdpSocket::bind(addr)
         .await
         .with_context(|| format!("cannot bind SIP on {addr} (sip.addr)"))?;
-    let (legs_tx, mut legs_rx) = tokio::sync::mpsc::channel(64);
+    let (legs_tx, legs_rx) = tokio::sync::mpsc::channel(64);
     let server = transport::sip::server::SipServer {
         config: config.sip.clone(),
-        admission: Arc::new(tokio::sync::Semaphore::new(config.call.max_concurrent)),
+        registry: sessions.deps().registry.clone(),
         calls: legs_tx,
         agent_uri: config.escalation.agent_sip_uri.clone(),
         registration_status: Default::default(),
     };
-    tokio::spawn(async move {
-        while let Some(leg) = legs_rx.recv().await {
-            tokio::spawn(host.run(leg));
-        }
-    });
+    tokio::spawn(async move { sessions.serve_legs(legs_rx).await });
     Ok(Some(tokio::spawn(async move {
         if let Err(e) = server.run(socket, stop.cancelled_owned()).await {
             tracing::error!(error = %e, "SIP server failed");

@@ -4,15 +4,15 @@
 //! caller audio that arrives.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard::audio::{wav, Frame, FRAME_SAMPLES};
 use switchboard::config::Config;
+use switchboard::session::{AdmittedLeg, Registry};
 use switchboard::transport::sip::server::SipServer;
 use switchboard::transport::{CallLeg, TransportCommand, TransportEvent};
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 fn tone(i: usize) -> Frame {
     let mut f = Frame::SILENCE;
@@ -51,11 +51,11 @@ async fn baresip_hears_us_and_we_hear_baresip() {
     sip.rtp_ports = 39500..=39599;
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
-    let (calls_tx, mut calls_rx) = mpsc::channel::<CallLeg>(4);
+    let (calls_tx, mut calls_rx) = mpsc::channel::<AdmittedLeg>(4);
     let (_stop, stopped) = oneshot::channel::<()>();
     let server = SipServer {
         config: sip,
-        admission: Arc::new(Semaphore::new(4)),
+        registry: Registry::new(4),
         calls: calls_tx,
         agent_uri: None,
         registration_status: Default::default(),
@@ -68,7 +68,9 @@ async fn baresip_hears_us_and_we_hear_baresip() {
             .await;
     });
     let answered =
-        tokio::spawn(async move { answer(calls_rx.recv().await.expect("a call arrives")).await });
+        tokio::spawn(
+            async move { answer(calls_rx.recv().await.expect("a call arrives").leg).await },
+        );
 
     let dir = tempfile::tempdir().unwrap();
     let free = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

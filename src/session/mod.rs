@@ -34,7 +34,7 @@ use crate::store::{NewCall, Store, StoreError, Transport};
 use crate::transport::twilio::CallHost;
 use crate::transport::{CallLeg, LegInfo};
 
-pub use registry::{LiveCall, Registry};
+pub use registry::{Admission, AdmittedLeg, LiveCall, Registry};
 
 /// The engines a call talks through.
 #[derive(Clone)]
@@ -92,6 +92,12 @@ pub async fn run_call(leg: CallLeg, deps: &Deps) -> Result<CallOutcome, SessionE
         .registry
         .try_admit(&leg.info)
         .ok_or(SessionError::AtCapacity)?;
+    run_admitted(AdmittedLeg { leg, admission }, deps).await
+}
+
+/// Runs a call whose transport already took its slot in the registry.
+pub async fn run_admitted(admitted: AdmittedLeg, deps: &Deps) -> Result<CallOutcome, SessionError> {
+    let AdmittedLeg { leg, admission } = admitted;
     let call = deps
         .store
         .create_call(NewCall {
@@ -139,11 +145,16 @@ impl Sessions {
         &self.deps
     }
 
-    /// Runs every leg that arrives on `legs` (a transport's accept loop, such
-    /// as the SIP server) as its own task, until the channel closes.
-    pub async fn serve_legs(&self, mut legs: tokio::sync::mpsc::Receiver<CallLeg>) {
-        while let Some(leg) = legs.recv().await {
-            tokio::spawn(self.run(leg));
+    /// Runs every admitted leg that arrives on `legs` (a transport's accept
+    /// loop, such as the SIP server) as its own task, until the channel closes.
+    pub async fn serve_legs(&self, mut legs: tokio::sync::mpsc::Receiver<AdmittedLeg>) {
+        while let Some(admitted) = legs.recv().await {
+            let deps = self.deps.clone();
+            tokio::spawn(async move {
+                if let Err(e) = run_admitted(admitted, &deps).await {
+                    tracing::warn!(error = %e, "call not run");
+                }
+            });
         }
     }
 }

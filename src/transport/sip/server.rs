@@ -1,7 +1,8 @@
 //! The SIP I/O shell: one UDP socket, the sans-IO [`Endpoint`], and one
 //! [`MediaTask`] per answered call. It applies the source allow-list, admits
-//! calls against the shared concurrent-call limit (503 + Retry-After beyond
-//! it), negotiates SDP (488 when nothing fits), rings for the configured time,
+//! calls against the server-wide call registry shared with every transport
+//! (503 + Retry-After when it is full; the slot taken at the INVITE goes to
+//! the session with the leg, so the call counts once until it ends), negotiates SDP (488 when nothing fits), rings for the configured time,
 //! answers, and hands each call to the session as a [`CallLeg`].
 
 use std::collections::{BTreeMap, HashMap};
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::endpoint::{EndReason, Endpoint, EndpointConfig, Event};
@@ -20,16 +21,17 @@ use super::message::Message;
 use super::register::{RegisterConfig, Registration, Status};
 use super::sdp::{self, Negotiated, SessionDescription};
 use crate::config::{IpNet, SipConfig};
+use crate::session::{Admission, AdmittedLeg, Registry};
 use crate::store::Transport;
 use crate::transport::{CallLeg, HangupReason, LegInfo};
 
 /// Everything the SIP server needs from the application.
 pub struct SipServer {
     pub config: SipConfig,
-    /// The server-wide concurrent-call limit, shared with the other transports.
-    pub admission: Arc<Semaphore>,
-    /// Where answered calls go (the session runner).
-    pub calls: mpsc::Sender<CallLeg>,
+    /// The live calls of this node; its limit is shared with the other transports.
+    pub registry: Registry,
+    /// Where answered calls go, with their slot (the session runner).
+    pub calls: mpsc::Sender<AdmittedLeg>,
     /// The SIP URI transfers go to when the session gives no target.
     pub agent_uri: Option<String>,
     /// Registration state, for `/readyz` and the dashboard (None when not registering).
@@ -43,7 +45,7 @@ struct Pending {
     media_index: usize,
     from: String,
     to: String,
-    permit: OwnedSemaphorePermit,
+    admission: Admission,
     socket: UdpSocket,
 }
 
@@ -54,7 +56,6 @@ struct Live {
     /// Our current SDP, re-sent for an offer-less re-INVITE.
     answer: String,
     session_id: u64,
-    _permit: OwnedSemaphorePermit,
 }
 
 struct Ports {
@@ -283,7 +284,17 @@ impl SipServer {
         sdp_body: &[u8],
     ) {
         let std_now = now.into_std();
-        let Ok(permit) = self.admission.clone().try_acquire_owned() else {
+        let from = message::user_of(&from);
+        let to = message::user_of(&to);
+        let info = LegInfo {
+            transport: Transport::Sip,
+            external_id: call.clone(),
+            from: from.clone(),
+            to: to.clone(),
+            params: BTreeMap::new(),
+            can_transfer: self.agent_uri.is_some(),
+        };
+        let Some(admission) = self.registry.try_admit(&info) else {
             tracing::warn!(%call, %source, "call refused: concurrent-call limit reached");
             let _ = ep.reject(std_now, &call, 503, &[("Retry-After", "30".into())]);
             return;
@@ -322,8 +333,6 @@ impl SipServer {
             }
         };
         let _ = ep.ring(std_now, &call);
-        let from = message::user_of(&from);
-        let to = message::user_of(&to);
         pending.insert(
             call,
             Pending {
@@ -333,7 +342,7 @@ impl SipServer {
                 media_index,
                 from,
                 to,
-                permit,
+                admission,
                 socket,
             },
         );
@@ -409,10 +418,13 @@ impl SipServer {
                     local_port,
                     answer,
                     session_id,
-                    _permit: p.permit,
                 },
             );
-            if self.calls.send(leg).await.is_err() {
+            let admitted = AdmittedLeg {
+                leg,
+                admission: p.admission,
+            };
+            if self.calls.send(admitted).await.is_err() {
                 tracing::error!(%call, "no session runner to take the call");
                 let _ = ep.hangup(now.into_std(), &call);
             }
