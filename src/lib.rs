@@ -117,11 +117,13 @@ pub async fn serve(
         registry: Registry::new(config.call.max_concurrent),
     });
     let registry = sessions.deps().registry.clone();
-    let sip = start_sip(&config, sessions.clone(), stop.clone()).await?;
+    let (sip, sip_status) = start_sip(&config, sessions.clone(), stop.clone()).await?;
     let host: Arc<dyn CallHost> = Arc::new(sessions);
     let twilio = TwilioRuntime::new(&config, host);
     let state = AppState::with_shutdown(config, store.clone(), stop.clone());
-    let app = web::router(state).layer(axum::Extension(twilio));
+    let app = web::router(state)
+        .layer(axum::Extension(twilio))
+        .layer(axum::Extension(sip_status));
     let addr = listener.local_addr().context("listener has no address")?;
     tracing::info!(%addr, "serving HTTP");
     let sweeper = tokio::spawn(sweep_sessions(store.clone(), stop.clone()));
@@ -186,14 +188,19 @@ pub fn offline_engines(config: &Config) -> Engines {
 
 /// Binds the SIP socket (when configured) and serves it until `stop`. Calls
 /// are admitted against the sessions' registry at the INVITE and every
-/// answered call goes to the sessions with its slot.
+/// answered call goes to the sessions with its slot. Also returns the
+/// registration status `/readyz` and the dashboard show.
 async fn start_sip(
     config: &Config,
     sessions: Sessions,
     stop: CancellationToken,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+) -> anyhow::Result<(
+    Option<tokio::task::JoinHandle<()>>,
+    transport::sip::status::RegistrationStatus,
+)> {
+    let status = transport::sip::status::RegistrationStatus::new();
     let Some(addr) = config.sip.addr else {
-        return Ok(None);
+        return Ok((None, status));
     };
     let socket = tokio::net::UdpSocket::bind(addr)
         .await
@@ -204,14 +211,15 @@ async fn start_sip(
         registry: sessions.deps().registry.clone(),
         calls: legs_tx,
         agent_uri: config.escalation.agent_sip_uri.clone(),
-        registration_status: Default::default(),
+        registration_status: status.clone(),
     };
     tokio::spawn(async move { sessions.serve_legs(legs_rx).await });
-    Ok(Some(tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(e) = server.run(socket, stop.cancelled_owned()).await {
             tracing::error!(error = %e, "SIP server failed");
         }
-    })))
+    });
+    Ok((Some(task), status))
 }
 
 async fn sweep_sessions(store: Store, stop: CancellationToken) {

@@ -13,3 +13,4 @@ pub mod register;
 pub mod rtp;
 pub mod sdp;
 pub mod server;
+pub mod status;

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -18,8 +17,9 @@ use super::endpoint::{EndReason, Endpoint, EndpointConfig, Event};
 use super::media::{MediaControl, MediaTask, SignalRequest};
 use super::message;
 use super::message::Message;
-use super::register::{RegisterConfig, Registration, Status};
+use super::register::{RegisterConfig, Registration, Snapshot};
 use super::sdp::{self, Negotiated, SessionDescription};
+use super::status::{RegistrationState, RegistrationStatus};
 use crate::config::{IpNet, SipConfig};
 use crate::session::{Admission, AdmittedLeg, Registry};
 use crate::store::Transport;
@@ -34,8 +34,8 @@ pub struct SipServer {
     pub calls: mpsc::Sender<AdmittedLeg>,
     /// The SIP URI transfers go to when the session gives no target.
     pub agent_uri: Option<String>,
-    /// Registration state, for `/readyz` and the dashboard (None when not registering).
-    pub registration_status: Arc<std::sync::Mutex<Option<Status>>>,
+    /// Registration state, for `/readyz` and the dashboard.
+    pub registration_status: RegistrationStatus,
 }
 
 struct Pending {
@@ -121,12 +121,19 @@ impl SipServer {
             };
             Registration::new(cfg, Instant::now().into_std(), rand::random())
         });
+        let mut published: Option<Snapshot> = None;
         tokio::pin!(shutdown);
         tracing::info!(%local, "SIP listening on UDP");
         loop {
+            if let Some(reg) = registration.as_mut() {
+                self.flush_registration(reg, &socket, &mut published).await;
+            }
             let deadline = [
                 ep.poll_timeout().map(Instant::from_std),
                 pending.values().map(|p| p.answer_at).min(),
+                registration
+                    .as_ref()
+                    .map(|r| Instant::from_std(r.poll_timeout())),
             ]
             .into_iter()
             .flatten()
@@ -204,6 +211,33 @@ impl SipServer {
         )
         .await;
         Ok(())
+    }
+
+    /// Sends what the registration client has queued and publishes its state
+    /// when it changed.
+    async fn flush_registration(
+        &self,
+        reg: &mut Registration,
+        socket: &UdpSocket,
+        published: &mut Option<Snapshot>,
+    ) {
+        while let Some(data) = reg.poll_transmit() {
+            if let Err(e) = socket.send_to(&data, reg.registrar()).await {
+                tracing::debug!(registrar = %reg.registrar(), error = %e, "REGISTER send failed");
+            }
+        }
+        let snapshot = reg.snapshot();
+        if published.as_ref() == Some(&snapshot) {
+            return;
+        }
+        self.registration_status
+            .set(RegistrationState::from_snapshot(
+                &reg.registrar().to_string(),
+                &snapshot,
+                Instant::now().into_std(),
+                chrono::Utc::now(),
+            ));
+        *published = Some(snapshot);
     }
 
     async fn drain(

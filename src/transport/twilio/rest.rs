@@ -156,6 +156,7 @@ mod tests {
             account_sid: Some("AC123".into()),
             auth_token: Some(Secret::new("tok")),
             api_base: base,
+            from_number: None,
         })
         .unwrap()
     }
@@ -198,6 +199,7 @@ mod tests {
             account_sid: Some("AC1".into()),
             auth_token: None,
             api_base: base.clone(),
+            from_number: None,
         })
         .is_none());
         let c = client(base);

@@ -1,14 +1,16 @@
 //! Statistics (`/admin/stats`): calls and tasks per day over the last 30
 //! days, tasks by category and by status, the escalation rate and the median
-//! time to close, drawn as inline SVG by [`super::charts`].
+//! time to close, drawn as inline SVG by [`super::charts`]; and a one-line
+//! system status (the SIP registration).
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
 use super::charts::{bar_chart, line_chart, ratio_bar, Series};
 use super::{fmt_duration, render, Layout};
+use crate::transport::sip::status::RegistrationStatus;
 use crate::web::auth::CurrentUser;
 use crate::web::{AppState, WebError};
 
@@ -31,9 +33,16 @@ pub struct StatsPage {
     pub by_category_svg: String,
     pub by_status_svg: String,
     pub escalation_svg: String,
+    /// "registered with … until …", "failing with …: why", "not configured".
+    pub sip_registration: String,
 }
 
-pub async fn show(user: CurrentUser, State(state): State<AppState>) -> Result<Response, WebError> {
+pub async fn show(
+    user: CurrentUser,
+    State(state): State<AppState>,
+    sip: Option<Extension<RegistrationStatus>>,
+) -> Result<Response, WebError> {
+    let sip_registration = crate::web::ops::sip_registration(sip).summary();
     let stats = state.store().stats(Utc::now(), DAYS).await?;
     // `MM-DD` is enough under a 30-day axis.
     let labels: Vec<String> = stats
@@ -98,6 +107,7 @@ pub async fn show(user: CurrentUser, State(state): State<AppState>) -> Result<Re
             stats.tasks_total,
             "#dc2626",
         ),
+        sip_registration,
     };
     Ok(render(&page)?.into_response())
 }
