@@ -117,13 +117,16 @@ pub async fn serve(
         registry: Registry::new(config.call.max_concurrent),
     });
     let registry = sessions.deps().registry.clone();
-    let (sip, sip_status) = start_sip(&config, sessions.clone(), stop.clone()).await?;
+    let (sip, sip_status, dialer) = start_sip(&config, sessions.clone(), stop.clone()).await?;
     let host: Arc<dyn CallHost> = Arc::new(sessions);
     let twilio = TwilioRuntime::new(&config, host);
     let state = AppState::with_shutdown(config, store.clone(), stop.clone());
-    let app = web::router(state)
+    let mut app = web::router(state)
         .layer(axum::Extension(twilio))
         .layer(axum::Extension(sip_status));
+    if let Some(dialer) = dialer {
+        app = app.layer(axum::Extension(dialer));
+    }
     let addr = listener.local_addr().context("listener has no address")?;
     tracing::info!(%addr, "serving HTTP");
     let sweeper = tokio::spawn(sweep_sessions(store.clone(), stop.clone()));
@@ -189,7 +192,8 @@ pub fn offline_engines(config: &Config) -> Engines {
 /// Binds the SIP socket (when configured) and serves it until `stop`. Calls
 /// are admitted against the sessions' registry at the INVITE and every
 /// answered call goes to the sessions with its slot. Also returns the
-/// registration status `/readyz` and the dashboard show.
+/// registration status `/readyz` and the dashboard show, and (with SIP on)
+/// the dialer `POST /api/v1/calls` places calls with.
 async fn start_sip(
     config: &Config,
     sessions: Sessions,
@@ -197,11 +201,13 @@ async fn start_sip(
 ) -> anyhow::Result<(
     Option<tokio::task::JoinHandle<()>>,
     transport::sip::status::RegistrationStatus,
+    Option<transport::sip::outbound::SipDialer>,
 )> {
     let status = transport::sip::status::RegistrationStatus::new();
     let Some(addr) = config.sip.addr else {
-        return Ok((None, status));
+        return Ok((None, status, None));
     };
+    let (dialer, dials) = transport::sip::outbound::SipDialer::channel();
     let socket = tokio::net::UdpSocket::bind(addr)
         .await
         .with_context(|| format!("cannot bind SIP on {addr} (sip.addr)"))?;
@@ -212,6 +218,7 @@ async fn start_sip(
         calls: legs_tx,
         agent_uri: config.escalation.agent_sip_uri.clone(),
         registration_status: status.clone(),
+        dials: Some(dials),
     };
     tokio::spawn(async move { sessions.serve_legs(legs_rx).await });
     let task = tokio::spawn(async move {
@@ -219,7 +226,7 @@ async fn start_sip(
             tracing::error!(error = %e, "SIP server failed");
         }
     });
-    Ok((Some(task), status))
+    Ok((Some(task), status, Some(dialer)))
 }
 
 async fn sweep_sessions(store: Store, stop: CancellationToken) {

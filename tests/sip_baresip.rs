@@ -64,6 +64,7 @@ async fn baresip_hears_us_and_we_hear_baresip() {
         calls: calls_tx,
         agent_uri: None,
         registration_status: Default::default(),
+        dials: None,
     };
     tokio::spawn(async move {
         let _ = server

@@ -39,6 +39,7 @@ async fn start_sip(registrar: std::net::SocketAddr) -> (RegistrationStatus, ones
         calls,
         agent_uri: None,
         registration_status: status.clone(),
+        dials: None,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {

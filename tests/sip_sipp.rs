@@ -98,6 +98,7 @@ async fn start(ring_ms: u64, rtp_base: u16, max_calls: usize, allow: &str) -> Se
         calls: calls_tx,
         agent_uri: Some("sip:agent@127.0.0.1:5999".into()),
         registration_status: Default::default(),
+        dials: None,
     };
     tokio::spawn(async move {
         let _ = server

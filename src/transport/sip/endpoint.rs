@@ -1,6 +1,7 @@
 //! The sans-IO SIP user agent server: server transactions (RFC 3261 §17.2),
 //! the 2xx retransmission of §13.3.1.4, dialogs (§12), CANCEL (§9), BYE
 //! (§15), OPTIONS, re-INVITE, and our own in-dialog requests (BYE, REFER).
+//! The client side of outbound calls (our INVITE) lives in the child `uac`.
 //!
 //! Datagrams and the clock come in (`handle_datagram`, `handle_timeout`, each
 //! with `now`); datagrams to send and call events go out (`poll_event`), and
@@ -11,6 +12,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::message::{self, Core, Message, Request, Response};
+
+#[path = "uac.rs"]
+mod uac;
+pub use uac::Dial;
 
 /// Methods we answer.
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY";
@@ -57,6 +62,10 @@ pub enum EndReason {
     NoAck,
     LocalHangup,
     Rejected(u16),
+    /// Our outbound call rang out unanswered and was cancelled.
+    NoAnswer,
+    /// Our outbound INVITE got no answer at all (Timer B).
+    NoResponse,
 }
 
 impl EndReason {
@@ -67,6 +76,8 @@ impl EndReason {
             EndReason::NoAck => "no_ack".into(),
             EndReason::LocalHangup => "agent_hung_up".into(),
             EndReason::Rejected(code) => format!("rejected_{code}"),
+            EndReason::NoAnswer => "no_answer".into(),
+            EndReason::NoResponse => "no_response".into(),
         }
     }
 }
@@ -87,6 +98,11 @@ pub enum Event {
     /// The caller acknowledged our 2xx: media may flow both ways.
     Established {
         call: String,
+    },
+    /// Our outbound call was answered (and acknowledged); `sdp` is the answer.
+    Answered {
+        call: String,
+        sdp: Vec<u8>,
     },
     /// A re-INVITE with a new offer (possibly empty); answer with [`Endpoint::answer_reoffer`].
     Reoffer {
@@ -154,8 +170,13 @@ struct Dialog {
     invite: Request,
     initial_branch: String,
     local_tag: String,
+    /// Our From/To value in requests we send (with our tag), and theirs.
+    local: String,
+    remote: String,
     state: State,
     last_response: Option<Vec<u8>>,
+    /// Our ACK of the 2xx on an outbound call, resent if the 2xx is.
+    ack: Option<Vec<u8>>,
     retransmit: Option<Retransmit>,
     local_cseq: u32,
     remote_target: String,
@@ -180,6 +201,8 @@ pub struct Endpoint {
     /// Responses to non-INVITE requests, by (Call-ID, branch, method), to answer retransmissions.
     answered: HashMap<(String, String, String), (Vec<u8>, SocketAddr, Instant)>,
     clients: HashMap<String, ClientTxn>,
+    /// Our unanswered outbound INVITEs, by Call-ID.
+    outgoing: HashMap<String, uac::Outgoing>,
     events: VecDeque<Event>,
     rng: u64,
 }
@@ -192,6 +215,7 @@ impl Endpoint {
             dialogs: HashMap::new(),
             answered: HashMap::new(),
             clients: HashMap::new(),
+            outgoing: HashMap::new(),
             events: VecDeque::new(),
             rng: seed | 1,
         }
@@ -256,7 +280,13 @@ impl Endpoint {
             .values()
             .map(|c| Some(c.retransmit.next.min(c.retransmit.deadline)));
         let answered = self.answered.values().map(|(_, _, t)| Some(*t));
-        dialogs.chain(clients).chain(answered).flatten().min()
+        let outgoing = self.outgoing.values().map(|o| Some(o.next_deadline()));
+        dialogs
+            .chain(clients)
+            .chain(answered)
+            .chain(outgoing)
+            .flatten()
+            .min()
     }
 
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
@@ -398,14 +428,21 @@ impl Endpoint {
             source,
             sdp: req.body.clone(),
         };
+        let local = format!(
+            "{};tag={local_tag}",
+            req.core.to.split(";tag=").next().unwrap_or(&req.core.to)
+        );
         let dialog = Dialog {
             source,
             initial_branch: req.core.branch.clone(),
             route_set: req.record_route.clone(),
+            local,
+            remote: req.core.from.clone(),
             invite: req,
             local_tag,
             state: State::Proceeding,
             last_response: Some(trying),
+            ack: None,
             retransmit: None,
             local_cseq: 0,
             remote_target,
@@ -540,6 +577,9 @@ impl Endpoint {
     }
 
     fn on_response(&mut self, now: Instant, resp: Response) {
+        if self.on_invite_response(now, &resp) {
+            return;
+        }
         let Some(txn) = self.clients.get(&resp.core.branch) else {
             return;
         };
@@ -610,6 +650,7 @@ impl Endpoint {
         for (to, data) in client_resend {
             self.send(to, data);
         }
+        self.outgoing_timeouts(now);
         self.answered.retain(|_, (_, _, until)| *until > now);
         self.dialogs
             .retain(|_, d| d.forget_at.is_none_or(|t| t > now));
@@ -777,6 +818,9 @@ impl Endpoint {
 
     /// Ends the call from our side: BYE when answered, 480 when not.
     pub fn hangup(&mut self, now: Instant, call: &str) -> Result<(), EndpointError> {
+        if self.outgoing.contains_key(call) {
+            return self.cancel_outgoing(now, call);
+        }
         let state = self.dialog(call)?.state;
         match state {
             State::Proceeding => return self.reject(now, call, 480, &[]),
@@ -836,17 +880,7 @@ impl Endpoint {
         let t1 = self.cfg.t1;
         let d = self.dialog(call)?;
         d.local_cseq += 1;
-        let local = format!(
-            "{};tag={}",
-            d.invite
-                .core
-                .to
-                .split(";tag=")
-                .next()
-                .unwrap_or(&d.invite.core.to),
-            d.local_tag
-        );
-        let remote = d.invite.core.from.clone();
+        let (local, remote) = (d.local.clone(), d.remote.clone());
         let mut headers: Vec<(&str, String)> = vec![("Contact", contact)];
         headers.extend(extra.iter().cloned());
         let data = message::request(
