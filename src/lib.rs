@@ -142,10 +142,15 @@ pub async fn serve(
         outbox: Some(outbox),
     });
     let registry = sessions.deps().registry.clone();
+    let (sip, sip_status, dialer) = start_sip(&config, sessions.clone(), stop.clone()).await?;
     let host: Arc<dyn CallHost> = Arc::new(sessions);
-    let sip = start_sip(&config, host.clone(), stop.clone()).await?;
     let twilio = TwilioRuntime::new(&config, host);
-    let app = web::router(state).layer(axum::Extension(twilio));
+    let mut app = web::router(state)
+        .layer(axum::Extension(twilio))
+        .layer(axum::Extension(sip_status));
+    if let Some(dialer) = dialer {
+        app = app.layer(axum::Extension(dialer));
+    }
     let addr = listener.local_addr().context("listener has no address")?;
     tracing::info!(%addr, "serving HTTP");
     let sweeper = tokio::spawn(sweep_sessions(store.clone(), stop.clone()));
@@ -268,37 +273,44 @@ fn offline_parts(config: &Config) -> Parts {
     )
 }
 
-/// Binds the SIP socket (when configured) and serves it until `stop`; every
-/// answered call goes to the call host.
+/// Binds the SIP socket (when configured) and serves it until `stop`. Calls
+/// are admitted against the sessions' registry at the INVITE and every
+/// answered call goes to the sessions with its slot. Also returns the
+/// registration status `/readyz` and the dashboard show, and (with SIP on)
+/// the dialer `POST /api/v1/calls` places calls with.
 async fn start_sip(
     config: &Config,
-    host: Arc<dyn CallHost>,
+    sessions: Sessions,
     stop: CancellationToken,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+) -> anyhow::Result<(
+    Option<tokio::task::JoinHandle<()>>,
+    transport::sip::status::RegistrationStatus,
+    Option<transport::sip::outbound::SipDialer>,
+)> {
+    let status = transport::sip::status::RegistrationStatus::new();
     let Some(addr) = config.sip.addr else {
-        return Ok(None);
+        return Ok((None, status, None));
     };
+    let (dialer, dials) = transport::sip::outbound::SipDialer::channel();
     let socket = tokio::net::UdpSocket::bind(addr)
         .await
         .with_context(|| format!("cannot bind SIP on {addr} (sip.addr)"))?;
-    let (legs_tx, mut legs_rx) = tokio::sync::mpsc::channel(64);
+    let (legs_tx, legs_rx) = tokio::sync::mpsc::channel(64);
     let server = transport::sip::server::SipServer {
         config: config.sip.clone(),
-        admission: Arc::new(tokio::sync::Semaphore::new(config.call.max_concurrent)),
+        registry: sessions.deps().registry.clone(),
         calls: legs_tx,
         agent_uri: config.escalation.agent_sip_uri.clone(),
-        registration_status: Default::default(),
+        registration_status: status.clone(),
+        dials: Some(dials),
     };
-    tokio::spawn(async move {
-        while let Some(leg) = legs_rx.recv().await {
-            tokio::spawn(host.run(leg));
-        }
-    });
-    Ok(Some(tokio::spawn(async move {
+    tokio::spawn(async move { sessions.serve_legs(legs_rx).await });
+    let task = tokio::spawn(async move {
         if let Err(e) = server.run(socket, stop.cancelled_owned()).await {
             tracing::error!(error = %e, "SIP server failed");
         }
-    })))
+    });
+    Ok((Some(task), status, Some(dialer)))
 }
 
 async fn sweep_sessions(store: Store, stop: CancellationToken) {

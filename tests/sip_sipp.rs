@@ -5,15 +5,16 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard::audio::{Frame, FRAME_SAMPLES};
 use switchboard::config::{Config, IpNet};
+use switchboard::session::{AdmittedLeg, Registry};
+use switchboard::store::Transport;
 use switchboard::transport::sip::server::SipServer;
-use switchboard::transport::{CallLeg, HangupReason, TransportCommand, TransportEvent};
+use switchboard::transport::{HangupReason, LegInfo, TransportCommand, TransportEvent};
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 /// What the answerer saw of one call.
 #[derive(Debug)]
@@ -25,6 +26,8 @@ struct CallReport {
 
 struct Server {
     addr: SocketAddr,
+    /// The node's live calls, shared with every transport.
+    registry: Registry,
     reports: mpsc::UnboundedReceiver<CallReport>,
     _stop: oneshot::Sender<()>,
 }
@@ -38,7 +41,12 @@ fn tone(i: usize) -> Frame {
     f
 }
 
-async fn answer(mut leg: CallLeg, reports: mpsc::UnboundedSender<CallReport>) {
+/// Holds the call's slot until the call ends, as the session does.
+async fn answer(admitted: AdmittedLeg, reports: mpsc::UnboundedSender<CallReport>) {
+    let AdmittedLeg {
+        mut leg,
+        admission: _slot,
+    } = admitted;
     for i in 0..50 {
         let _ = leg.commands.send(TransportCommand::Play(tone(i))).await;
     }
@@ -80,15 +88,17 @@ async fn start(ring_ms: u64, rtp_base: u16, max_calls: usize, allow: &str) -> Se
         .collect();
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
-    let (calls_tx, mut calls_rx) = mpsc::channel::<CallLeg>(64);
+    let (calls_tx, mut calls_rx) = mpsc::channel::<AdmittedLeg>(64);
+    let registry = Registry::new(max_calls);
     let (reports_tx, reports) = mpsc::unbounded_channel();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = SipServer {
         config,
-        admission: Arc::new(Semaphore::new(max_calls)),
+        registry: registry.clone(),
         calls: calls_tx,
         agent_uri: Some("sip:agent@127.0.0.1:5999".into()),
         registration_status: Default::default(),
+        dials: None,
     };
     tokio::spawn(async move {
         let _ = server
@@ -104,6 +114,7 @@ async fn start(ring_ms: u64, rtp_base: u16, max_calls: usize, allow: &str) -> Se
     });
     Server {
         addr,
+        registry,
         reports,
         _stop: stop,
     }
@@ -419,4 +430,40 @@ async fn sources_outside_the_allow_list_get_403() {
     )
     .await;
     assert!(reply.starts_with("SIP/2.0 403 Forbidden"), "{reply}");
+}
+
+fn twilio_leg(sid: &str) -> LegInfo {
+    LegInfo {
+        transport: Transport::Twilio,
+        external_id: sid.into(),
+        from: "+15550001111".into(),
+        to: "+15550002222".into(),
+        params: Default::default(),
+        can_transfer: false,
+    }
+}
+
+/// One admission for the whole node: a Twilio call in progress fills a
+/// one-call server, so SIPp's INVITE is refused before anything is answered;
+/// once the Twilio call ends, a SIP call gets through.
+#[tokio::test]
+async fn a_live_twilio_call_makes_sip_answer_503() {
+    let mut server = start(0, 38600, 1, "127.0.0.0/8").await;
+    let twilio_call = server
+        .registry
+        .try_admit(&twilio_leg("CA-live"))
+        .expect("the Twilio call takes the only slot");
+    let (ok, log) = sipp("busy.xml", &[], server.addr, 48000, 1, 1).await;
+    assert!(ok, "SIPp expects 503 with a Retry-After: {log}");
+    assert_eq!(server.registry.len(), 1, "the refused INVITE took no slot");
+    drop(twilio_call);
+    let vars = [
+        ("PT", "0".to_string()),
+        ("CODEC", "PCMU".into()),
+        ("WAV", fixture("speech_slt.wav").display().to_string()),
+        ("TALK_MS", "1000".into()),
+    ];
+    let (ok, log) = sipp("call_rtp.xml", &vars, server.addr, 48100, 1, 1).await;
+    assert!(ok, "{log}");
+    assert_eq!(reports(&mut server, 1).await.len(), 1);
 }

@@ -35,10 +35,11 @@ use crate::providers::chain::{IntentChain, SttChain, TtsChain};
 use crate::providers::report::EngineStats;
 use crate::providers::{BoxFuture, IntentExtractor, SttProvider, TtsProvider};
 use crate::store::{NewCall, Store, StoreError, Transport};
+use crate::transport::sip::outbound::CALLBACK_TASK;
 use crate::transport::twilio::CallHost;
 use crate::transport::{CallLeg, LegInfo};
 
-pub use registry::{LiveCall, Registry};
+pub use registry::{Admission, AdmittedLeg, LiveCall, Registry};
 
 /// The engines a call talks through: one fallback chain per stage, and the
 /// counters they share.
@@ -113,9 +114,40 @@ fn transfer_target(config: &Config, info: &LegInfo) -> Option<String> {
     }
 }
 
-fn call_config(config: &Config, info: &LegInfo, can_transfer: bool) -> CallConfig {
-    let caller = Some(info.from.clone()).filter(|n| !n.is_empty());
-    CallConfig::inbound(config, caller, can_transfer, Utc::now())
+/// The core's configuration for this leg. An outbound callback (a leg with a
+/// `callback_task` parameter, from SIP or a Twilio `<Parameter>`) opens with
+/// the task's context, and the person on the line is the one we called.
+async fn call_config(deps: &Deps, info: &LegInfo, can_transfer: bool) -> CallConfig {
+    let callback = info.params.get(CALLBACK_TASK);
+    let other_party = if callback.is_some() {
+        &info.to
+    } else {
+        &info.from
+    };
+    let caller = Some(other_party.clone()).filter(|n| !n.is_empty());
+    let mut cc = CallConfig::inbound(&deps.config, caller, can_transfer, Utc::now());
+    if let Some(reference) = callback {
+        cc.opening = Some(callback_opening(deps, reference).await);
+    }
+    cc
+}
+
+/// "your plumbing request, reference T 1 0 0 1": what a callback is about.
+async fn callback_opening(deps: &Deps, reference: &str) -> String {
+    let spoken = crate::call::prompts::spell(reference);
+    match deps.store.task(reference).await {
+        Ok(task) => match task.category {
+            Some(category) => format!(
+                "your {} request, reference {spoken}",
+                category.replace('_', " ")
+            ),
+            None => format!("your request, reference {spoken}"),
+        },
+        Err(e) => {
+            tracing::warn!(%reference, error = %e, "callback task not found; opening without its details");
+            format!("your request, reference {spoken}")
+        }
+    }
 }
 
 /// Runs one call to its end. Fails only when the call cannot be admitted or
@@ -126,6 +158,12 @@ pub async fn run_call(leg: CallLeg, deps: &Deps) -> Result<CallOutcome, SessionE
         .registry
         .try_admit(&leg.info)
         .ok_or(SessionError::AtCapacity)?;
+    run_admitted(AdmittedLeg { leg, admission }, deps).await
+}
+
+/// Runs a call whose transport already took its slot in the registry.
+pub async fn run_admitted(admitted: AdmittedLeg, deps: &Deps) -> Result<CallOutcome, SessionError> {
+    let AdmittedLeg { leg, admission } = admitted;
     let call = deps
         .store
         .create_call(NewCall {
@@ -142,7 +180,7 @@ pub async fn run_call(leg: CallLeg, deps: &Deps) -> Result<CallOutcome, SessionE
     }
     let target = transfer_target(&deps.config, &leg.info);
     let can_transfer = leg.info.can_transfer && target.is_some();
-    let cc = call_config(&deps.config, &leg.info, can_transfer);
+    let cc = call_config(deps, &leg.info, can_transfer).await;
     tracing::info!(call_id = call.id, external_id = %leg.info.external_id, "call started");
     let outcome = driver::Driver::new(deps, call.id, cc, target, admission.stop_token())
         .run(leg)
@@ -173,11 +211,16 @@ impl Sessions {
         &self.deps
     }
 
-    /// Runs every leg that arrives on `legs` (a transport's accept loop, such
-    /// as the SIP server) as its own task, until the channel closes.
-    pub async fn serve_legs(&self, mut legs: tokio::sync::mpsc::Receiver<CallLeg>) {
-        while let Some(leg) = legs.recv().await {
-            tokio::spawn(self.run(leg));
+    /// Runs every admitted leg that arrives on `legs` (a transport's accept
+    /// loop, such as the SIP server) as its own task, until the channel closes.
+    pub async fn serve_legs(&self, mut legs: tokio::sync::mpsc::Receiver<AdmittedLeg>) {
+        while let Some(admitted) = legs.recv().await {
+            let deps = self.deps.clone();
+            tokio::spawn(async move {
+                if let Err(e) = run_admitted(admitted, &deps).await {
+                    tracing::warn!(error = %e, "call not run");
+                }
+            });
         }
     }
 }

@@ -1,6 +1,9 @@
 //! The live calls of this node: what the dashboard lists, what a carrier's
 //! status callback can end, and what shutdown drains. A [`Semaphore`] caps
-//! concurrent calls across all transports (`call.max_concurrent`). Cheap to
+//! concurrent calls across all transports (`call.max_concurrent`). A
+//! transport that must refuse a call before answering it (SIP: 503 to the
+//! INVITE) takes the slot itself and hands it over with the leg as an
+//! [`AdmittedLeg`], so the call is counted once from offer to end. Cheap to
 //! clone; no lock is held across an `.await`.
 
 use std::collections::HashMap;
@@ -13,7 +16,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::store::Transport;
-use crate::transport::LegInfo;
+use crate::transport::{CallLeg, LegInfo};
 
 /// One call in progress, as the dashboard shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -63,6 +66,19 @@ pub struct Admission {
     id: u64,
     _permit: OwnedSemaphorePermit,
     stop: CancellationToken,
+}
+
+/// A leg whose slot its transport took when the carrier offered the call.
+#[derive(Debug)]
+pub struct AdmittedLeg {
+    pub leg: CallLeg,
+    pub admission: Admission,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admission").field("id", &self.id).finish()
+    }
 }
 
 impl Admission {

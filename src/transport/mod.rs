@@ -55,6 +55,7 @@ impl HangupReason {
 
 /// Carrier → session.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // frames travel by value: boxing would allocate every 20 ms
 pub enum TransportEvent {
     /// 20 ms of caller audio, PCM16 mono 16 kHz.
     Audio(Frame),
@@ -70,6 +71,7 @@ pub enum TransportEvent {
 
 /// Session → carrier.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // frames travel by value: boxing would allocate every 20 ms
 pub enum TransportCommand {
     /// Queue 20 ms of agent audio (PCM16 mono 16 kHz) for paced playback.
     Play(Frame),

@@ -1,7 +1,9 @@
 //! Operations endpoints: `/healthz` (the process answers), `/readyz` (the
-//! database answers and we are not shutting down), `/metrics` (Prometheus).
+//! database answers and we are not shutting down; its detail also carries
+//! the SIP registration state, which does not decide readiness), `/metrics`
+//! (Prometheus).
 
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -9,6 +11,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::AppState;
+use crate::transport::sip::status::{RegistrationState, RegistrationStatus};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -21,19 +24,33 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
+/// The SIP registration state; not configured when SIP is not running.
+pub fn sip_registration(status: Option<Extension<RegistrationStatus>>) -> RegistrationState {
+    status
+        .map(|Extension(s)| s.get())
+        .unwrap_or(RegistrationState::NotConfigured)
+}
+
+async fn readyz(
+    State(state): State<AppState>,
+    sip: Option<Extension<RegistrationStatus>>,
+) -> Response {
+    let sip = sip_registration(sip);
     if state.shutdown().is_cancelled() {
-        let body = json!({ "status": "unavailable", "reason": "shutting down" });
+        let body =
+            json!({ "status": "unavailable", "reason": "shutting down", "sip_registration": sip });
         return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     }
     match state.store().ping().await {
-        Ok(()) => Json(json!({ "status": "ready", "database": "ok" })).into_response(),
+        Ok(()) => Json(json!({ "status": "ready", "database": "ok", "sip_registration": sip }))
+            .into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check: database unreachable");
             let body = json!({
                 "status": "unavailable",
                 "database": "unreachable",
                 "reason": format!("database unreachable: {e}"),
+                "sip_registration": sip,
             });
             (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
         }

@@ -51,6 +51,7 @@ pub struct MediaStats {
     pub digits: u64,
 }
 
+#[allow(clippy::large_enum_variant)] // queued frames by value: boxing would allocate every 20 ms
 enum Out {
     Frame(Frame),
     Mark(String),

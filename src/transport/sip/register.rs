@@ -22,6 +22,18 @@ pub struct RegisterConfig {
     pub via_host: String,
 }
 
+/// What operators need to know about the registration at one instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Until when the registrar holds our binding (it may be being refreshed).
+    pub registered_until: Option<Instant>,
+    pub last_success: Option<Instant>,
+    /// Why the latest attempt failed; cleared by the next success.
+    pub last_error: Option<String>,
+    /// When the next attempt after a failure goes out.
+    pub retry_at: Option<Instant>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
     Registering,
@@ -70,6 +82,9 @@ pub struct Registration {
     expires: u32,
     outbox: Vec<Vec<u8>>,
     rng: u64,
+    registered_until: Option<Instant>,
+    last_success: Option<Instant>,
+    last_error: Option<String>,
 }
 
 impl Registration {
@@ -87,6 +102,9 @@ impl Registration {
             failures: 0,
             outbox: Vec::new(),
             rng: seed | 1,
+            registered_until: None,
+            last_success: None,
+            last_error: None,
         };
         r.call_id = format!("{}@switchboard", r.token());
         r.from_tag = r.token();
@@ -117,6 +135,18 @@ impl Registration {
             Phase::Failed { reason, retry_at } => Status::Failed {
                 reason: reason.clone(),
                 retry_in: retry_at.saturating_duration_since(now),
+            },
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            registered_until: self.registered_until,
+            last_success: self.last_success,
+            last_error: self.last_error.clone(),
+            retry_at: match &self.phase {
+                Phase::Failed { retry_at, .. } => Some(*retry_at),
+                _ => None,
             },
         }
     }
@@ -216,6 +246,7 @@ impl Registration {
         self.failures += 1;
         let backoff = Duration::from_secs(1u64 << self.failures.min(9)).min(MAX_BACKOFF);
         tracing::warn!(registrar = %self.cfg.registrar, %reason, retry_in = ?backoff, "registration failed");
+        self.last_error = Some(reason.clone());
         self.phase = Phase::Failed {
             reason,
             retry_at: now + backoff,
@@ -249,6 +280,9 @@ impl Registration {
                 let lead = (life / 2).min(Duration::from_secs(30)).max(life / 10);
                 self.failures = 0;
                 self.answered_challenge = false;
+                self.registered_until = Some(now + life);
+                self.last_success = Some(now);
+                self.last_error = None;
                 tracing::info!(registrar = %self.cfg.registrar, expires = granted, "registered");
                 self.phase = Phase::Registered {
                     refresh_at: now + life - lead,

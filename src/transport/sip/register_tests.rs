@@ -133,3 +133,30 @@ fn interval_too_brief_raises_expires() {
     let again = String::from_utf8_lossy(&reg.poll_transmit().unwrap()).to_string();
     assert!(again.contains("Expires: 1800"), "{again}");
 }
+
+#[test]
+fn snapshot_keeps_the_last_success_and_the_last_error() {
+    let t0 = Instant::now();
+    let mut reg = Registration::new(cfg(), t0, 5);
+    reg.handle_timeout(t0);
+    let (ok, _) = answer(
+        &reg.poll_transmit().unwrap(),
+        200,
+        "Contact: <sip:switchboard@127.0.0.1:5060>;expires=120\r\n",
+    );
+    reg.handle_response(t0, &ok);
+    let s = reg.snapshot();
+    assert_eq!(s.registered_until, Some(t0 + Duration::from_secs(120)));
+    assert_eq!((s.last_success, s.last_error), (Some(t0), None));
+    // The refresh is refused: the binding still holds until it expires.
+    let t1 = reg.poll_timeout();
+    reg.handle_timeout(t1);
+    let (refused, _) = answer(&reg.poll_transmit().unwrap(), 403, "");
+    reg.handle_response(t1, &refused);
+    let s = reg.snapshot();
+    assert_eq!(s.registered_until, Some(t0 + Duration::from_secs(120)));
+    assert_eq!(s.last_success, Some(t0));
+    let error = s.last_error.unwrap_or_default();
+    assert!(error.starts_with("registrar answered 403"), "{error}");
+    assert!(s.retry_at.is_some_and(|t| t > t1));
+}

@@ -341,6 +341,16 @@ pub fn negotiate(offer: &SessionDescription) -> Result<(usize, Negotiated), SdpE
     ))
 }
 
+/// Our offer for an outbound call: PCMU, PCMA and telephone-event (101), 20 ms.
+pub fn offer(local_addr: IpAddr, local_port: u16, session_id: u64) -> String {
+    let ip = if local_addr.is_ipv4() { "IP4" } else { "IP6" };
+    format!(
+        "v=0\r\no=switchboard {session_id} 1 IN {ip} {local_addr}\r\ns=Switchboard\r\nc=IN {ip} {local_addr}\r\nt=0 0\r\n\
+m=audio {local_port} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n"
+    )
+}
+
 /// Our answer: the chosen codec (and telephone-event) on the accepted stream, port 0 on the others.
 pub fn answer(
     offer: &SessionDescription,

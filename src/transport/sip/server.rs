@@ -1,39 +1,45 @@
 //! The SIP I/O shell: one UDP socket, the sans-IO [`Endpoint`], and one
 //! [`MediaTask`] per answered call. It applies the source allow-list, admits
-//! calls against the shared concurrent-call limit (503 + Retry-After beyond
-//! it), negotiates SDP (488 when nothing fits), rings for the configured time,
+//! calls against the server-wide call registry shared with every transport
+//! (503 + Retry-After when it is full; the slot taken at the INVITE goes to
+//! the session with the leg, so the call counts once until it ends), negotiates SDP (488 when nothing fits), rings for the configured time,
 //! answers, and hands each call to the session as a [`CallLeg`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::dialing::Dialing;
 use super::endpoint::{EndReason, Endpoint, EndpointConfig, Event};
 use super::media::{MediaControl, MediaTask, SignalRequest};
 use super::message;
 use super::message::Message;
-use super::register::{RegisterConfig, Registration, Status};
+use super::outbound::DialRequest;
+use super::register::{RegisterConfig, Registration, Snapshot};
 use super::sdp::{self, Negotiated, SessionDescription};
+use super::status::{RegistrationState, RegistrationStatus};
 use crate::config::{IpNet, SipConfig};
+use crate::session::{Admission, AdmittedLeg, Registry};
 use crate::store::Transport;
 use crate::transport::{CallLeg, HangupReason, LegInfo};
 
 /// Everything the SIP server needs from the application.
 pub struct SipServer {
     pub config: SipConfig,
-    /// The server-wide concurrent-call limit, shared with the other transports.
-    pub admission: Arc<Semaphore>,
-    /// Where answered calls go (the session runner).
-    pub calls: mpsc::Sender<CallLeg>,
+    /// The live calls of this node; its limit is shared with the other transports.
+    pub registry: Registry,
+    /// Where answered calls go, with their slot (the session runner).
+    pub calls: mpsc::Sender<AdmittedLeg>,
     /// The SIP URI transfers go to when the session gives no target.
     pub agent_uri: Option<String>,
-    /// Registration state, for `/readyz` and the dashboard (None when not registering).
-    pub registration_status: Arc<std::sync::Mutex<Option<Status>>>,
+    /// Registration state, for `/readyz` and the dashboard.
+    pub registration_status: RegistrationStatus,
+    /// Outbound calls to place (the API's [`super::outbound::SipDialer`]); None: inbound only.
+    pub dials: Option<mpsc::Receiver<DialRequest>>,
 }
 
 struct Pending {
@@ -43,28 +49,36 @@ struct Pending {
     media_index: usize,
     from: String,
     to: String,
-    permit: OwnedSemaphorePermit,
+    admission: Admission,
     socket: UdpSocket,
 }
 
-struct Live {
+/// An established call's media: its RTP socket, the codec agreed, and our SDP.
+pub(super) struct Media {
+    pub socket: UdpSocket,
+    pub negotiated: Negotiated,
+    pub local_port: u16,
+    pub sdp: String,
+    pub session_id: u64,
+}
+
+pub(super) struct Live {
     control: mpsc::Sender<MediaControl>,
     offer_version: u64,
     local_port: u16,
     /// Our current SDP, re-sent for an offer-less re-INVITE.
     answer: String,
     session_id: u64,
-    _permit: OwnedSemaphorePermit,
 }
 
-struct Ports {
+pub(super) struct Ports {
     range: std::ops::RangeInclusive<u16>,
     next: u16,
 }
 
 impl Ports {
     /// Binds the next free port of the range (even ports first, as RTP customarily uses).
-    async fn bind(&mut self, ip: IpAddr) -> std::io::Result<UdpSocket> {
+    pub(super) async fn bind(&mut self, ip: IpAddr) -> std::io::Result<UdpSocket> {
         let (lo, hi) = (*self.range.start(), *self.range.end());
         let span = u32::from(hi - lo) + 1;
         for _ in 0..span.min(2000) {
@@ -88,7 +102,7 @@ fn allowed(allow: &[IpNet], ip: IpAddr) -> bool {
 impl SipServer {
     /// Serves on `socket` until `shutdown` resolves.
     pub async fn run(
-        self,
+        mut self,
         socket: UdpSocket,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
@@ -106,6 +120,8 @@ impl SipServer {
         };
         let mut pending: HashMap<String, Pending> = HashMap::new();
         let mut live: HashMap<String, Live> = HashMap::new();
+        let mut dialing: HashMap<String, Dialing> = HashMap::new();
+        let mut dials = self.dials.take();
         let (signal_tx, mut signal_rx) = mpsc::channel::<SignalRequest>(64);
         let mut buf = vec![0u8; 65_536];
         let mut registration = self.config.registration.as_ref().map(|r| {
@@ -120,12 +136,19 @@ impl SipServer {
             };
             Registration::new(cfg, Instant::now().into_std(), rand::random())
         });
+        let mut published: Option<Snapshot> = None;
         tokio::pin!(shutdown);
         tracing::info!(%local, "SIP listening on UDP");
         loop {
+            if let Some(reg) = registration.as_mut() {
+                self.flush_registration(reg, &socket, &mut published).await;
+            }
             let deadline = [
                 ep.poll_timeout().map(Instant::from_std),
                 pending.values().map(|p| p.answer_at).min(),
+                registration
+                    .as_ref()
+                    .map(|r| Instant::from_std(r.poll_timeout())),
             ]
             .into_iter()
             .flatten()
@@ -158,6 +181,9 @@ impl SipServer {
                     }
                     ep.handle_datagram(Instant::now().into_std(), from, data);
                 }
+                Some(req) = next_dial(&mut dials) => {
+                    self.on_dial(&mut ep, &mut ports, (media_ip, advertised), &mut dialing, req).await;
+                }
                 Some(req) = signal_rx.recv() => {
                     let now = Instant::now().into_std();
                     let result = match req {
@@ -187,6 +213,8 @@ impl SipServer {
                 media_ip,
                 &mut pending,
                 &mut live,
+                &mut dialing,
+                &signal_tx,
             )
             .await;
         }
@@ -200,11 +228,41 @@ impl SipServer {
             media_ip,
             &mut pending,
             &mut live,
+            &mut dialing,
+            &signal_tx,
         )
         .await;
         Ok(())
     }
 
+    /// Sends what the registration client has queued and publishes its state
+    /// when it changed.
+    async fn flush_registration(
+        &self,
+        reg: &mut Registration,
+        socket: &UdpSocket,
+        published: &mut Option<Snapshot>,
+    ) {
+        while let Some(data) = reg.poll_transmit() {
+            if let Err(e) = socket.send_to(&data, reg.registrar()).await {
+                tracing::debug!(registrar = %reg.registrar(), error = %e, "REGISTER send failed");
+            }
+        }
+        let snapshot = reg.snapshot();
+        if published.as_ref() == Some(&snapshot) {
+            return;
+        }
+        self.registration_status
+            .set(RegistrationState::from_snapshot(
+                &reg.registrar().to_string(),
+                &snapshot,
+                Instant::now().into_std(),
+                chrono::Utc::now(),
+            ));
+        *published = Some(snapshot);
+    }
+
+    #[allow(clippy::too_many_arguments)] // the loop's state, lent for one pass
     async fn drain(
         &self,
         ep: &mut Endpoint,
@@ -213,6 +271,8 @@ impl SipServer {
         media_ip: IpAddr,
         pending: &mut HashMap<String, Pending>,
         live: &mut HashMap<String, Live>,
+        dialing: &mut HashMap<String, Dialing>,
+        signal: &mpsc::Sender<SignalRequest>,
     ) {
         while let Some(event) = ep.poll_event() {
             let now = Instant::now();
@@ -235,9 +295,14 @@ impl SipServer {
                     .await;
                 }
                 Event::Established { call } => tracing::debug!(%call, "SIP call confirmed by ACK"),
+                Event::Answered { call, sdp } => {
+                    self.on_answered(ep, dialing, live, signal, &call, &sdp)
+                        .await
+                }
                 Event::Reoffer { call, sdp } => self.on_reoffer(ep, live, &call, &sdp).await,
                 Event::Ended { call, reason } => {
                     pending.remove(&call);
+                    dialing.remove(&call);
                     if let Some(l) = live.remove(&call) {
                         let why = match reason.clone() {
                             EndReason::RemoteBye | EndReason::Cancelled => HangupReason::Remote,
@@ -283,7 +348,17 @@ impl SipServer {
         sdp_body: &[u8],
     ) {
         let std_now = now.into_std();
-        let Ok(permit) = self.admission.clone().try_acquire_owned() else {
+        let from = message::user_of(&from);
+        let to = message::user_of(&to);
+        let info = LegInfo {
+            transport: Transport::Sip,
+            external_id: call.clone(),
+            from: from.clone(),
+            to: to.clone(),
+            params: BTreeMap::new(),
+            can_transfer: self.agent_uri.is_some(),
+        };
+        let Some(admission) = self.registry.try_admit(&info) else {
             tracing::warn!(%call, %source, "call refused: concurrent-call limit reached");
             let _ = ep.reject(std_now, &call, 503, &[("Retry-After", "30".into())]);
             return;
@@ -322,8 +397,6 @@ impl SipServer {
             }
         };
         let _ = ep.ring(std_now, &call);
-        let from = message::user_of(&from);
-        let to = message::user_of(&to);
         pending.insert(
             call,
             Pending {
@@ -333,7 +406,7 @@ impl SipServer {
                 media_index,
                 from,
                 to,
-                permit,
+                admission,
                 socket,
             },
         );
@@ -376,46 +449,75 @@ impl SipServer {
                 external_id: call.clone(),
                 from: p.from.clone(),
                 to: p.to.clone(),
-                params: BTreeMap::from([(
-                    "codec".to_string(),
-                    p.negotiated.codec.encoding_name().to_string(),
-                )]),
+                params: BTreeMap::new(),
                 can_transfer: self.agent_uri.is_some(),
             };
-            let (leg, events, commands) = CallLeg::channel(info);
-            let (control_tx, control_rx) = mpsc::channel(16);
-            let remote = p
-                .negotiated
-                .remote_addr
-                .filter(|a| !a.is_unspecified())
-                .map(|ip| SocketAddr::new(ip, p.negotiated.remote_port));
-            let task = MediaTask {
-                call: call.clone(),
+            let media = Media {
                 socket: p.socket,
                 negotiated: p.negotiated,
-                remote,
-                events,
-                commands,
-                control: control_rx,
-                signal: signal.clone(),
-                seed: rand::random(),
+                local_port,
+                sdp: answer,
+                session_id,
             };
-            tokio::spawn(task.run());
-            live.insert(
-                call.clone(),
-                Live {
-                    control: control_tx,
-                    offer_version: 1,
-                    local_port,
-                    answer,
-                    session_id,
-                    _permit: p.permit,
-                },
-            );
-            if self.calls.send(leg).await.is_err() {
-                tracing::error!(%call, "no session runner to take the call");
-                let _ = ep.hangup(now.into_std(), &call);
-            }
+            self.hand_over(ep, live, signal, &call, media, info, p.admission)
+                .await;
+        }
+    }
+
+    /// Starts the media task of an established call and hands its leg, with
+    /// its slot, to the session.
+    #[allow(clippy::too_many_arguments)] // one established call's parts, passed once
+    pub(super) async fn hand_over(
+        &self,
+        ep: &mut Endpoint,
+        live: &mut HashMap<String, Live>,
+        signal: &mpsc::Sender<SignalRequest>,
+        call: &str,
+        media: Media,
+        mut info: LegInfo,
+        admission: Admission,
+    ) {
+        info.params.insert(
+            "codec".to_string(),
+            media.negotiated.codec.encoding_name().to_string(),
+        );
+        let (leg, events, commands) = CallLeg::channel(info);
+        let (control_tx, control_rx) = mpsc::channel(16);
+        let remote = media
+            .negotiated
+            .remote_addr
+            .filter(|a| !a.is_unspecified())
+            .map(|ip| SocketAddr::new(ip, media.negotiated.remote_port));
+        let task = MediaTask {
+            call: call.to_string(),
+            socket: media.socket,
+            negotiated: media.negotiated,
+            remote,
+            events,
+            commands,
+            control: control_rx,
+            signal: signal.clone(),
+            seed: rand::random(),
+        };
+        tokio::spawn(task.run());
+        live.insert(
+            call.to_string(),
+            Live {
+                control: control_tx,
+                offer_version: 1,
+                local_port: media.local_port,
+                answer: media.sdp,
+                session_id: media.session_id,
+            },
+        );
+        if self
+            .calls
+            .send(AdmittedLeg { leg, admission })
+            .await
+            .is_err()
+        {
+            tracing::error!(%call, "no session runner to take the call");
+            let _ = ep.hangup(Instant::now().into_std(), call);
         }
     }
 
@@ -487,4 +589,12 @@ fn bump_version(sdp: &str, version: u64) -> String {
         })
         .collect::<Vec<_>>()
         .join("\r\n")
+}
+
+/// The next dial request, or never when outbound calls are off.
+async fn next_dial(dials: &mut Option<mpsc::Receiver<DialRequest>>) -> Option<DialRequest> {
+    match dials {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }

@@ -103,6 +103,53 @@ impl RestClient {
         })
     }
 
+    /// Places an outbound call (`POST /2010-04-01/Accounts/{AccountSid}/Calls.json`
+    /// with the form fields `To`, `From` and `Twiml`); returns the new call's
+    /// SID from Twilio's `201 Created` answer.
+    pub async fn create_call(
+        &self,
+        to: &str,
+        from: &str,
+        twiml: &str,
+    ) -> Result<String, RestError> {
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|_| RestError::Url(self.base.to_string()))?
+            .pop_if_empty()
+            .extend([
+                "2010-04-01",
+                "Accounts",
+                self.account_sid.as_str(),
+                "Calls.json",
+            ]);
+        let resp = self
+            .http
+            .post(url)
+            .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
+            .form(&[("To", to), ("From", from), ("Twiml", twiml)])
+            .send()
+            .await?;
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        let json = serde_json::from_str::<serde_json::Value>(&body).ok();
+        let field = |name: &str| {
+            json.as_ref()
+                .and_then(|v| v.get(name))
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        };
+        if !status.is_success() {
+            return Err(RestError::Status {
+                status: status.as_u16(),
+                message: field("message").unwrap_or_else(|| body.chars().take(200).collect()),
+            });
+        }
+        field("sid").ok_or_else(|| RestError::Status {
+            status: status.as_u16(),
+            message: "the answer carries no call sid".into(),
+        })
+    }
+
     /// Transfers the live call to `number` with `<Dial>`.
     pub async fn dial(&self, call_sid: &str, number: &str) -> Result<(), RestError> {
         self.update_call_twiml(call_sid, &twiml::dial(number)).await

@@ -1,14 +1,16 @@
 //! Statistics (`/admin/stats`): calls and tasks per day over the last 30
 //! days, tasks by category and by status, the escalation rate and the median
-//! time to close, drawn as inline SVG by [`super::charts`].
+//! time to close, drawn as inline SVG by [`super::charts`]; and a one-line
+//! system status (the SIP registration).
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
 use super::charts::{bar_chart, line_chart, ratio_bar, Series};
 use super::{fmt_duration, render, Layout};
+use crate::transport::sip::status::RegistrationStatus;
 use crate::web::auth::CurrentUser;
 use crate::web::{AppState, WebError};
 
@@ -35,9 +37,16 @@ pub struct StatsPage {
     pub escalation_svg: String,
     /// Turn latency p50/p95 per day, newest first.
     pub latency_days: Vec<super::latency::SummaryRow>,
+    /// "registered with … until …", "failing with …: why", "not configured".
+    pub sip_registration: String,
 }
 
-pub async fn show(user: CurrentUser, State(state): State<AppState>) -> Result<Response, WebError> {
+pub async fn show(
+    user: CurrentUser,
+    State(state): State<AppState>,
+    sip: Option<Extension<RegistrationStatus>>,
+) -> Result<Response, WebError> {
+    let sip_registration = crate::web::ops::sip_registration(sip).summary();
     let stats = state.store().stats(Utc::now(), DAYS).await?;
     let tz = state.config().business.timezone;
     let latencies = state
@@ -108,6 +117,7 @@ pub async fn show(user: CurrentUser, State(state): State<AppState>) -> Result<Re
             stats.tasks_total,
             "#dc2626",
         ),
+        sip_registration,
     };
     Ok(render(&page)?.into_response())
 }

@@ -24,14 +24,9 @@ fn simple(method: &str, branch: &str, cseq: u32, to_tag: Option<&str>) -> Vec<u8
         Some(t) => format!("<sip:sb@127.0.0.1>;tag={t}"),
         None => "<sip:sb@127.0.0.1>".to_string(),
     };
-    let cseq_method = if method == "ACK" || method == "CANCEL" {
-        method
-    } else {
-        method
-    };
     format!(
         "{method} sip:sb@127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.5:5070;branch={branch}\r\nMax-Forwards: 70\r\n\
-From: <sip:+15551234567@192.0.2.5>;tag=caller1\r\nTo: {to}\r\nCall-ID: call-1\r\nCSeq: {cseq} {cseq_method}\r\nContent-Length: 0\r\n\r\n"
+From: <sip:+15551234567@192.0.2.5>;tag=caller1\r\nTo: {to}\r\nCall-ID: call-1\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
     )
     .into_bytes()
 }
@@ -74,7 +69,7 @@ impl Harness {
         out
     }
 
-    fn to_tag(&mut self) -> String {
+    fn local_tag(&self) -> String {
         self.ep.dialogs.get("call-1").unwrap().local_tag.clone()
     }
 }
@@ -104,7 +99,7 @@ fn answered_call(h: &mut Harness) -> String {
     h.ep.ring(h.now, "call-1").unwrap();
     h.ep.accept(h.now, "call-1", b"v=0\r\n").unwrap();
     assert_eq!(sent(&h.drain()), ["SIP/2.0 180 Ringing", "SIP/2.0 200 OK"]);
-    h.to_tag()
+    h.local_tag()
 }
 
 #[test]
@@ -203,7 +198,7 @@ fn cancel_before_answer_gets_200_and_487() {
     }));
     // The application's late answer is refused, not sent.
     assert!(h.ep.accept(h.now, "call-1", b"v=0").is_err());
-    let tag = h.to_tag();
+    let tag = h.local_tag();
     h.feed(&simple("ACK", "z9hG4bKa", 1, Some(&tag)));
     let ev = h.advance_until(h.now + Duration::from_secs(60));
     assert!(sent(&ev).is_empty(), "ACK stopped the 487 retransmission");
