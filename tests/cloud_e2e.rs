@@ -28,7 +28,7 @@ use switchboard::session::{Deps, Registry, Sessions};
 use switchboard::store::Store;
 use switchboard::transport::twilio::TwilioRuntime;
 use switchboard::web::{self, AppState};
-use twilio_support::{fake_rest, parse_stream_twiml, post_voice, Phone};
+use twilio_support::{fake_rest, parse_stream_twiml, post_voice, post_voice_url, Phone};
 
 const AUTH_TOKEN: &str = "cloud-auth-token";
 const ACCOUNT_SID: &str = "AC00000000000000000000000000cloud";
@@ -451,4 +451,64 @@ async fn when_deepgram_dies_mid_call_the_offline_recogniser_takes_over() {
     );
     let task = h.store.task_for_call(id).await.unwrap().expect("a task");
     assert_eq!(task.category.as_deref(), Some("locksmith"), "{task:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twilio_callback_opens_with_its_task_and_continues_it() {
+    let h = start().await;
+    let task = h
+        .store
+        .create_task(
+            None,
+            switchboard::store::TaskFields {
+                category: Some("locksmith".into()),
+                caller_number: Some("+15551234567".into()),
+                ..Default::default()
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+    // Twilio, once the callee answers, fetches the TwiML from the URL the
+    // API gave it (see tests/outbound_calls.rs) and opens the stream.
+    let url = format!("{}/twilio/voice?callback_task={}", h.base, task.reference);
+    let sid = "CAcloud00000000000000000000000004";
+    let (status, twiml) =
+        post_voice_url(&url, AUTH_TOKEN, sid, "+15557654321", "+15551234567", false).await;
+    assert_eq!(status, 200, "{twiml}");
+    let (stream, params) = parse_stream_twiml(&twiml);
+    let phone = Phone::connect(&stream, AUTH_TOKEN, sid, &params).await;
+    phone
+        .wait_agent_done(
+            Instant::now() - Duration::from_secs(1),
+            Duration::from_millis(500),
+            Duration::from_secs(20),
+        )
+        .await;
+    phone.stop();
+    let id = h.store.call_by_external_id(sid).await.unwrap().unwrap().id;
+    let call = wait_ended(&h, id).await;
+    assert_eq!(call.direction, "outbound");
+    let transcript = h.store.transcript(id).await.unwrap();
+    let opening = transcript
+        .iter()
+        .find(|t| t.speaker == Speaker::Agent)
+        .expect("an opening");
+    let spelled = switchboard::call::prompts::spell(&task.reference);
+    assert!(
+        opening.text.contains("locksmith request") && opening.text.contains(&spelled),
+        "{}",
+        opening.text
+    );
+    assert!(
+        h.store.task_for_call(id).await.unwrap().is_none(),
+        "no second task"
+    );
+    let trail = h.store.task_events(&task.reference).await.unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|e| e.note.as_deref() == Some(&format!("called back (call {id})"))),
+        "{trail:?}"
+    );
 }

@@ -234,6 +234,7 @@ async fn a_sip_callback_goes_through_the_registrar_with_digest_and_opens_with_th
     let (packets, loud) = rtp.await.unwrap();
     let row = node.store.call(ended).await.unwrap();
     assert_eq!(row.external_id, call_id);
+    assert_eq!(row.direction, "outbound");
     assert_eq!(
         (row.from_number.as_str(), row.to_number.as_str()),
         ("1001", "bob")
@@ -259,6 +260,16 @@ async fn a_sip_callback_goes_through_the_registrar_with_digest_and_opens_with_th
             && opening.text.contains(&spelled),
         "{}",
         opening.text
+    );
+    // The callback continues the task it is about: no second task, and the
+    // task's trail says it was called back.
+    assert!(node.store.task_for_call(ended).await.unwrap().is_none());
+    let trail = node.store.task_events(&reference).await.unwrap();
+    assert!(
+        trail
+            .iter()
+            .any(|e| e.note.as_deref() == Some(&format!("called back (call {ended})"))),
+        "{trail:?}"
     );
     println!("outbound SIP call: {packets} RTP packets to the phone, {loud} loud");
     node.stop().await;
@@ -299,16 +310,13 @@ async fn a_phone_number_is_called_through_twilio() {
     );
     assert_eq!(req.field("To"), Some("+15551234567"));
     assert_eq!(req.field("From"), Some("+15550009999"));
-    let twiml = req.field("Twiml").unwrap();
-    assert!(
-        twiml.contains("<Connect><Stream url=\"wss://switchboard.example.com/twilio/media\">"),
-        "{twiml}"
-    );
-    assert!(
-        twiml.contains(&format!(
-            "<Parameter name=\"callback_task\" value=\"{reference}\"/>"
-        )),
-        "{twiml}"
+    // Answered, Twilio fetches the TwiML from our signed voice webhook,
+    // which carries the task on to the media stream.
+    assert_eq!(req.field("Method"), Some("POST"));
+    let answer_url = req.field("Url").unwrap();
+    assert_eq!(
+        answer_url,
+        format!("https://switchboard.example.com/twilio/voice?callback_task={reference}")
     );
 
     // Twilio refusing the number is reported, not hidden.

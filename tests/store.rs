@@ -540,6 +540,9 @@ both_backends!(
     turn_latencies_and_voice_messages,
     |store: Store| async move {
         let call = store.create_call(new_call("CAlat")).await.unwrap();
+        assert_eq!(call.direction, "inbound");
+        store.mark_call_outbound(call.id).await.unwrap();
+        assert_eq!(store.call(call.id).await.unwrap().direction, "outbound");
         let at = Utc::now() - Duration::minutes(5);
         for (turn, first_frame) in [(1, Some(900)), (2, None)] {
             store

@@ -22,7 +22,7 @@ use switchboard::transport::twilio::{signature, CallHost, MediaOptions, TokenKey
 use switchboard::transport::{CallLeg, HangupReason, TransportCommand, TransportEvent};
 use switchboard::web::{self, AppState};
 use tokio::sync::mpsc;
-use twilio_support::{parse_stream_twiml, post_voice, Phone};
+use twilio_support::{parse_stream_twiml, post_voice, post_voice_url, Phone};
 
 const AUTH_TOKEN: &str = "hook-auth-token";
 const ACCOUNT_SID: &str = "AC0000000000000000000000000000e2e";
@@ -344,4 +344,40 @@ async fn status_callbacks_are_recorded_and_end_the_call() {
         body.contains("<Say>") && body.contains("<Hangup/>") && !body.contains("<Stream"),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn an_answered_callback_carries_its_task_to_the_media_stream() {
+    let h = start().await;
+    let url = format!("{}/twilio/voice?callback_task=T-1042", h.base);
+    let (status, twiml) = post_voice_url(
+        &url,
+        AUTH_TOKEN,
+        "CAcallback",
+        "+15550009999",
+        "+15551234567",
+        false,
+    )
+    .await;
+    assert_eq!(status, 200, "{twiml}");
+    let (_, params) = parse_stream_twiml(&twiml);
+    assert!(
+        params
+            .iter()
+            .any(|(k, v)| k == "callback_task" && v == "T-1042"),
+        "{twiml}"
+    );
+    // Anything but a task reference is not passed on.
+    let url = format!("{}/twilio/voice?callback_task=%22%3E%3Cx", h.base);
+    let (status, twiml) = post_voice_url(
+        &url,
+        AUTH_TOKEN,
+        "CAcallback2",
+        "+15550009999",
+        "+15551234567",
+        false,
+    )
+    .await;
+    assert_eq!(status, 200, "{twiml}");
+    assert!(!twiml.contains("callback_task"), "{twiml}");
 }

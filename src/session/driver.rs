@@ -132,6 +132,17 @@ impl<'a> Driver<'a> {
         }
     }
 
+    /// The call continues an existing task (a callback): its changes update
+    /// that task instead of opening a new one.
+    pub(super) fn continuing_task(mut self, reference: String) -> Self {
+        self.pending.push_back(Input::TaskSaved {
+            at: now(),
+            reference: reference.clone(),
+        });
+        self.task_ref = Some(reference);
+        self
+    }
+
     /// Runs the call until the core hangs up or the leg is gone.
     pub(super) async fn run(mut self, leg: CallLeg) -> CallOutcome {
         let CallLeg {

@@ -132,6 +132,25 @@ async fn call_config(deps: &Deps, info: &LegInfo, can_transfer: bool) -> CallCon
     cc
 }
 
+/// The existing task a callback continues (what it learns updates that
+/// task), noted on the task's trail.
+async fn callback_task(deps: &Deps, info: &LegInfo, call_id: i64) -> Option<String> {
+    let reference = info.params.get(CALLBACK_TASK)?;
+    if let Err(e) = deps.store.mark_call_outbound(call_id).await {
+        tracing::warn!(call_id, error = %e, "could not record the call as outbound");
+    }
+    let task = deps.store.task(reference).await.ok()?;
+    let note = format!("called back (call {call_id})");
+    if let Err(e) = deps
+        .store
+        .add_task_note(&task.reference, "agent", &note)
+        .await
+    {
+        tracing::warn!(call_id, error = %e, "could not note the callback on its task");
+    }
+    Some(task.reference)
+}
+
 /// "your plumbing request, reference T 1 0 0 1": what a callback is about.
 async fn callback_opening(deps: &Deps, reference: &str) -> String {
     let spoken = crate::call::prompts::spell(reference);
@@ -182,9 +201,11 @@ pub async fn run_admitted(admitted: AdmittedLeg, deps: &Deps) -> Result<CallOutc
     let can_transfer = leg.info.can_transfer && target.is_some();
     let cc = call_config(deps, &leg.info, can_transfer).await;
     tracing::info!(call_id = call.id, external_id = %leg.info.external_id, "call started");
-    let outcome = driver::Driver::new(deps, call.id, cc, target, admission.stop_token())
-        .run(leg)
-        .await;
+    let mut driver = driver::Driver::new(deps, call.id, cc, target, admission.stop_token());
+    if let Some(reference) = callback_task(deps, &leg.info, call.id).await {
+        driver = driver.continuing_task(reference);
+    }
+    let outcome = driver.run(leg).await;
     if let Err(e) = deps
         .store
         .end_call(call.id, Utc::now(), &outcome.end_reason)

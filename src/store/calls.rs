@@ -11,7 +11,7 @@ use super::{
 use crate::domain::Speaker;
 use crate::events::Event;
 
-const CALL_COLUMNS: &str = "id, transport, external_id, from_number, to_number, started_at, answered_at, ended_at, end_reason, carrier_status, node";
+const CALL_COLUMNS: &str = "id, transport, external_id, from_number, to_number, started_at, answered_at, ended_at, end_reason, carrier_status, node, direction";
 
 fn call_from_row(row: &AnyRow) -> Result<Call> {
     let transport: String = row.try_get("transport")?;
@@ -31,6 +31,7 @@ fn call_from_row(row: &AnyRow) -> Result<Call> {
         end_reason: row.try_get("end_reason")?,
         carrier_status: row.try_get("carrier_status")?,
         node: row.try_get("node")?,
+        direction: row.try_get("direction")?,
     })
 }
 
@@ -72,6 +73,15 @@ impl Store {
         let call = call_from_row(&row)?;
         self.publish(Event::CallStarted { call_id: call.id });
         Ok(call)
+    }
+
+    /// Records that we placed this call (a callback) rather than answered it.
+    pub async fn mark_call_outbound(&self, call_id: i64) -> Result<()> {
+        sqlx::query("UPDATE calls SET direction = 'outbound' WHERE id = $1")
+            .bind(call_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn mark_call_answered(&self, call_id: i64, at: DateTime<Utc>) -> Result<()> {

@@ -59,6 +59,8 @@ pub struct Call {
     /// The carrier's last reported status (Twilio status callback).
     pub carrier_status: Option<String>,
     pub node: String,
+    /// `inbound`, or `outbound` for a callback we placed.
+    pub direction: String,
 }
 
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use super::{AppState, WebError};
 use crate::domain::Speaker;
 use crate::store::{CallFilter, StoreError};
 use crate::transport::sip::outbound::{DialError, SipDialer, Target, CALLBACK_TASK};
-use crate::transport::twilio::{twiml, TwilioRuntime};
+use crate::transport::twilio::TwilioRuntime;
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 500;
@@ -193,23 +193,17 @@ async fn place_over_twilio(
             "`to`: calling a phone number needs Twilio configured (twilio.account_sid, twilio.auth_token, twilio.from_number, public_url)".into(),
         ));
     };
-    let mut stream = public.clone();
-    let scheme = if public.scheme() == "http" {
-        "ws"
-    } else {
-        "wss"
-    };
-    stream.set_scheme(scheme).map_err(|_| {
-        ApiError(WebError::Internal(
-            "public_url cannot carry a WebSocket scheme".into(),
-        ))
-    })?;
-    stream.set_path("/twilio/media");
-    let twiml = twiml::connect_stream(stream.as_str(), &[(CALLBACK_TASK, task)]);
-    rest.create_call(to, from, &twiml).await.map_err(|e| {
-        tracing::warn!(error = %e, %to, "Twilio refused the outbound call");
-        ApiError(WebError::Conflict(format!(
-            "Twilio did not place the call: {e}"
-        )))
-    })
+    // Answered, the call fetches its TwiML from the voice webhook, which
+    // connects the stream with the task to call back about.
+    let mut answer = public.clone();
+    answer.set_path("/twilio/voice");
+    answer.query_pairs_mut().append_pair(CALLBACK_TASK, task);
+    rest.create_call(to, from, answer.as_str())
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, %to, "Twilio refused the outbound call");
+            ApiError(WebError::Conflict(format!(
+                "Twilio did not place the call: {e}"
+            )))
+        })
 }

@@ -72,7 +72,28 @@ pub async fn post_voice(
     to: &str,
     bad_signature: bool,
 ) -> (u16, String) {
-    let url = format!("{base}/twilio/voice");
+    post_voice_url(
+        &format!("{base}/twilio/voice"),
+        auth_token,
+        call_sid,
+        from,
+        to,
+        bad_signature,
+    )
+    .await
+}
+
+/// As [`post_voice`] to a webhook URL of the caller's choosing (a query,
+/// say), signed over that URL as Twilio does.
+pub async fn post_voice_url(
+    url: &str,
+    auth_token: &str,
+    call_sid: &str,
+    from: &str,
+    to: &str,
+    bad_signature: bool,
+) -> (u16, String) {
+    let url = url.to_string();
     let params: Vec<(String, String)> = [
         ("AccountSid", "AC0000000000000000000000000000e2e"),
         ("CallSid", call_sid),

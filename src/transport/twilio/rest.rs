@@ -104,13 +104,13 @@ impl RestClient {
     }
 
     /// Places an outbound call (`POST /2010-04-01/Accounts/{AccountSid}/Calls.json`
-    /// with the form fields `To`, `From` and `Twiml`); returns the new call's
+    /// with the form fields `To`, `From`, `Url` and `Method`); returns the new call's
     /// SID from Twilio's `201 Created` answer.
     pub async fn create_call(
         &self,
         to: &str,
         from: &str,
-        twiml: &str,
+        answer_url: &str,
     ) -> Result<String, RestError> {
         let mut url = self.base.clone();
         url.path_segments_mut()
@@ -126,7 +126,15 @@ impl RestClient {
             .http
             .post(url)
             .basic_auth(&self.account_sid, Some(self.auth_token.expose()))
-            .form(&[("To", to), ("From", from), ("Twiml", twiml)])
+            // Twilio fetches the call's TwiML from our signed voice webhook
+            // once the callee answers: only then is there a CallSid to bind
+            // the media stream's token to.
+            .form(&[
+                ("To", to),
+                ("From", from),
+                ("Url", answer_url),
+                ("Method", "POST"),
+            ])
             .send()
             .await?;
         let status = resp.status();

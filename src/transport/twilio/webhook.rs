@@ -28,6 +28,7 @@ use super::token::TokenKey;
 use super::twiml;
 use crate::config::Config;
 use crate::providers::BoxFuture;
+use crate::transport::sip::outbound::CALLBACK_TASK;
 use crate::transport::CallLeg;
 use crate::web::AppState;
 
@@ -179,11 +180,26 @@ async fn voice(
     let stream_url = public_endpoint(&state, &headers, "twilio/media", true);
     let from = param(&params, "From").unwrap_or("");
     let to = param(&params, "To").unwrap_or("");
-    tracing::info!(%call_sid, %from, %to, "answering Twilio call");
-    xml(twiml::connect_stream(
-        &stream_url,
-        &[(token::PARAM, &token), ("From", from), ("To", to)],
-    ))
+    let mut stream_params = vec![(token::PARAM, token.as_str()), ("From", from), ("To", to)];
+    // An outbound callback placed by the API names its task in the query
+    // (covered by the signature); only a task reference shape is passed on.
+    let callback = uri.0.query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == CALLBACK_TASK)
+            .map(|(_, v)| v.into_owned())
+            .filter(|v| is_task_reference(v))
+    });
+    if let Some(reference) = &callback {
+        stream_params.push((CALLBACK_TASK, reference.as_str()));
+    }
+    tracing::info!(%call_sid, %from, %to, callback = ?callback, "answering Twilio call");
+    xml(twiml::connect_stream(&stream_url, &stream_params))
+}
+
+/// "T-1001": what a callback's task parameter may hold.
+fn is_task_reference(v: &str) -> bool {
+    v.strip_prefix("T-")
+        .is_some_and(|n| !n.is_empty() && n.len() <= 12 && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Call statuses after which the call is over.

@@ -33,6 +33,7 @@ pub struct CallRow {
     pub duration: String,
     pub end_reason: String,
     pub node: String,
+    pub direction: String,
     pub task_ref: Option<String>,
 }
 
@@ -98,6 +99,7 @@ fn call_row(c: &Call, task_ref: Option<String>, tz: chrono_tz::Tz) -> CallRow {
         duration,
         end_reason: c.end_reason.clone().unwrap_or_default(),
         node: c.node.clone(),
+        direction: c.direction.clone(),
         task_ref,
     }
 }
