@@ -304,7 +304,7 @@ impl<W: Write> TensorWriter<W> {
         let elements: usize = src.shape.iter().product();
         let part = elements / parts.max(1);
         let (lo, hi) = (rows.start * part, rows.end * part);
-        if shape.iter().product::<usize>() != hi - lo || elements % parts.max(1) != 0 {
+        if shape.iter().product::<usize>() != hi - lo || !elements.is_multiple_of(parts.max(1)) {
             return Err(ModelError::format(format!(
                 "{name}: source shape {:?} does not fit {shape:?}",
                 src.shape

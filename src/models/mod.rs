@@ -364,6 +364,7 @@ mod tests {
     }
 
     /// Reads back a ggml file: hparams, vocab and (name → (ne, type, data)).
+    #[allow(clippy::type_complexity)] // a test's throwaway tuple
     fn read_ggml(
         bytes: &[u8],
     ) -> (

@@ -98,6 +98,8 @@ fn check_fields(f: &TaskFields) -> Result<()> {
     Ok(())
 }
 
+// One argument per column of the audit row keeps every call site explicit.
+#[allow(clippy::too_many_arguments)]
 async fn write_event(
     tx: &mut Transaction<'static, Any>,
     task_id: i64,

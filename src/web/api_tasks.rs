@@ -145,7 +145,7 @@ fn check_category(state: &AppState, category: Option<String>) -> Result<Option<S
         return Ok(None);
     };
     let known = &state.config().business.categories;
-    if known.iter().any(|k| *k == c) {
+    if known.contains(&c) {
         Ok(Some(c))
     } else {
         Err(WebError::Unprocessable(format!(

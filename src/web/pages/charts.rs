@@ -147,7 +147,7 @@ pub fn line_chart(title: &str, labels: &[String], series: &[Series<'_>]) -> Stri
     let every = labels.len().div_ceil(8).max(1);
     let last = labels.len() - 1;
     for (i, label) in labels.iter().enumerate() {
-        if (last - i) % every == 0 {
+        if (last - i).is_multiple_of(every) {
             let _ = write!(
                 out,
                 "<text class=\"axis\" x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
