@@ -684,8 +684,18 @@ async fn call_page_and_stats_show_turn_latency_and_engine_events() {
     // p50 / p95 of the first-frame column: 900 and 1300 ms.
     assert!(page.body.contains("900 / 1300 ms"), "{}", page.body);
     assert!(page.body.contains("engine_fallback"));
+    app.store
+        .outbox_enqueue(
+            "sms",
+            &serde_json::json!({"to": "+15550001111", "body": "T-1001 escalated"}),
+            Utc::now(),
+        )
+        .await
+        .expect("a queued text");
     let stats = app.get("/admin/stats").await;
     assert_eq!(stats.status, StatusCode::OK);
+    assert!(stats.body.contains("+15550001111"), "{}", stats.body);
+    assert!(stats.body.contains("<td>pending</td>"), "{}", stats.body);
     assert!(stats.body.contains("Turn latency per day"));
     assert!(stats.body.contains("900 / 1300 ms"), "{}", stats.body);
 }

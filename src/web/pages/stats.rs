@@ -39,6 +39,36 @@ pub struct StatsPage {
     pub latency_days: Vec<super::latency::SummaryRow>,
     /// "registered with … until …", "failing with …: why", "not configured".
     pub sip_registration: String,
+    /// The newest text messages in the outbox.
+    pub texts: Vec<TextRow>,
+}
+
+pub struct TextRow {
+    pub created: String,
+    pub to: String,
+    pub status: &'static str,
+    pub attempts: i64,
+    pub last_error: String,
+}
+
+/// The outbox rows as the page shows them (the body stays out of view).
+fn text_rows(rows: &[crate::store::OutboxMessage], tz: chrono_tz::Tz) -> Vec<TextRow> {
+    rows.iter()
+        .map(|m| {
+            let payload: serde_json::Value = serde_json::from_str(&m.payload).unwrap_or_default();
+            TextRow {
+                created: m
+                    .created_at
+                    .with_timezone(&tz)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string(),
+                to: payload["to"].as_str().unwrap_or("?").to_string(),
+                status: m.status().as_str(),
+                attempts: m.attempts,
+                last_error: m.last_error.clone().unwrap_or_default(),
+            }
+        })
+        .collect()
 }
 
 pub async fn show(
@@ -53,6 +83,7 @@ pub async fn show(
         .store()
         .turn_latencies_since(Utc::now() - chrono::Duration::days(LATENCY_DAYS))
         .await?;
+    let texts = text_rows(&state.store().outbox_recent(10).await?, tz);
     // `MM-DD` is enough under a 30-day axis.
     let labels: Vec<String> = stats
         .per_day
@@ -118,6 +149,7 @@ pub async fn show(
             "#dc2626",
         ),
         sip_registration,
+        texts,
     };
     Ok(render(&page)?.into_response())
 }
