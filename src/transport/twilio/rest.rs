@@ -59,20 +59,21 @@ impl RestClient {
         })
     }
 
-    fn call_url(&self, call_sid: &str) -> Result<url::Url, RestError> {
+    /// `{base}/2010-04-01/Accounts/{AccountSid}/{rest…}`; `None` when the
+    /// base URL cannot take a path.
+    fn account_url(&self, rest: &[&str]) -> Option<url::Url> {
         let mut url = self.base.clone();
-        let leaf = format!("{call_sid}.json");
         url.path_segments_mut()
-            .map_err(|_| RestError::Url(self.base.to_string()))?
+            .ok()?
             .pop_if_empty()
-            .extend([
-                "2010-04-01",
-                "Accounts",
-                self.account_sid.as_str(),
-                "Calls",
-                leaf.as_str(),
-            ]);
-        Ok(url)
+            .extend(["2010-04-01", "Accounts", self.account_sid.as_str()])
+            .extend(rest);
+        Some(url)
+    }
+
+    fn call_url(&self, call_sid: &str) -> Result<url::Url, RestError> {
+        self.account_url(&["Calls", &format!("{call_sid}.json")])
+            .ok_or_else(|| RestError::Url(self.base.to_string()))
     }
 
     /// Replaces the live call's TwiML.
@@ -112,16 +113,9 @@ impl RestClient {
         from: &str,
         answer_url: &str,
     ) -> Result<String, RestError> {
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .map_err(|_| RestError::Url(self.base.to_string()))?
-            .pop_if_empty()
-            .extend([
-                "2010-04-01",
-                "Accounts",
-                self.account_sid.as_str(),
-                "Calls.json",
-            ]);
+        let url = self
+            .account_url(&["Calls.json"])
+            .ok_or_else(|| RestError::Url(self.base.to_string()))?;
         let resp = self
             .http
             .post(url)

@@ -215,20 +215,11 @@ fn transport_failure(err: reqwest::Error) -> SmsFailure {
 
 impl RestClient {
     fn messages_url(&self) -> Result<url::Url, SmsFailure> {
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .map_err(|_| SmsFailure::Misconfigured {
+        self.account_url(&["Messages.json"])
+            .ok_or_else(|| SmsFailure::Misconfigured {
                 code: None,
                 error: ProviderError::fatal(ENGINE, format!("bad Twilio REST URL {}", self.base)),
-            })?
-            .pop_if_empty()
-            .extend([
-                "2010-04-01",
-                "Accounts",
-                self.account_sid.as_str(),
-                "Messages.json",
-            ]);
-        Ok(url)
+            })
     }
 
     /// Asks Twilio to send `body` to `to`. `timeout` bounds the whole request;
