@@ -46,6 +46,7 @@ fn config(base: &str, key: &str, model: &str) -> TranscribeConfig {
         api_key: Some(Secret::new(key)),
         base_url: Url::parse(base).unwrap(),
         model: model.into(),
+        language: "en".into(),
     }
 }
 

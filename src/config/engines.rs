@@ -59,6 +59,8 @@ pub struct TranscribeConfig {
     pub api_key: Option<Secret>,
     pub base_url: Url,
     pub model: String,
+    /// ISO 639-1 code sent as `language`.
+    pub language: String,
 }
 
 #[derive(Debug, Clone)]
@@ -225,10 +227,18 @@ pub(super) fn engines_config(
         keyterms,
         tts_model: text(src, "deepgram.tts_model"),
     };
+    let language = text(src, "transcribe.language");
+    if !(2..=3).contains(&language.len()) || !language.bytes().all(|b| b.is_ascii_lowercase()) {
+        return Err(invalid(
+            "transcribe.language",
+            format!("`{language}` is not a language code like en or de"),
+        ));
+    }
     let transcribe = TranscribeConfig {
         api_key: openai_key(src, "transcribe.api_key"),
         base_url: url(src, "transcribe.base_url")?,
         model: text(src, "transcribe.model"),
+        language,
     };
     let format = match src.get("chat.response_format").unwrap_or_default().trim() {
         "json_schema" => ChatFormat::JsonSchema,
@@ -448,6 +458,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.engines.intent, [IntentEngine::Chat, IntentEngine::Rules]);
+        let err = load(&[("SWITCHBOARD_TRANSCRIBE_LANGUAGE", "English")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("transcribe.language"), "{err}");
         let err = load(&[("SWITCHBOARD_DEEPGRAM_UTTERANCE_END_MS", "500")])
             .unwrap_err()
             .to_string();

@@ -420,6 +420,12 @@ pub const KEYS: &[Key] = &[
         Some("whisper-1"),
         "transcription model (Groq: whisper-large-v3)",
     ),
+    key(
+        "transcribe.language",
+        "SWITCHBOARD_TRANSCRIBE_LANGUAGE",
+        Some("en"),
+        "language of the callers' speech (ISO 639-1), sent to the transcription engine",
+    ),
     env_secret(
         "chat.api_key",
         "SWITCHBOARD_CHAT_API_KEY",

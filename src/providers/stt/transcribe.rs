@@ -3,7 +3,7 @@
 //! utterance is one `POST {base_url}/audio/transcriptions` (the base URL ends
 //! in `/v1`), `Authorization: Bearer <key>`, `multipart/form-data` with the
 //! utterance as a 16 kHz mono PCM16 WAV file plus `model`, `response_format`,
-//! `temperature=0` and `language=en`.
+//! `temperature=0` and `language` (ISO 639-1, from the configuration).
 //!
 //! The reply format follows what the model documents. Whisper models
 //! (`whisper-1`, Groq's `whisper-large-v3*`) get `verbose_json`, whose
@@ -29,7 +29,6 @@ use crate::providers::{BoxFuture, ProviderError};
 
 const ENGINE: &str = "transcribe";
 /// Callers speak English; naming it saves detection time and errors.
-const LANGUAGE: &str = "en";
 /// Largest reply read; a transcript of 15 s of speech is a few kB.
 const REPLY_LIMIT: usize = 1 << 20;
 /// The APIs refuse audio under 0.1 s; shorter utterances are padded to this.
@@ -79,6 +78,7 @@ pub struct TranscribeRecognizer {
     url: Result<Url, ProviderError>,
     api_key: Option<Secret>,
     model: String,
+    language: String,
     format: ReplyFormat,
     timeout: Duration,
 }
@@ -103,6 +103,7 @@ impl TranscribeRecognizer {
             api_key: config.api_key,
             format: ReplyFormat::for_model(&config.model),
             model: config.model,
+            language: config.language,
             timeout,
         }
     }
@@ -124,7 +125,7 @@ impl TranscribeRecognizer {
             .text("model", self.model.clone())
             .text("response_format", self.format.wire_name())
             .text("temperature", "0")
-            .text("language", LANGUAGE);
+            .text("language", self.language.clone());
         if self.format == ReplyFormat::JsonWithLogprobs {
             form = form.text("include[]", "logprobs");
         }
