@@ -135,9 +135,6 @@ impl Relay {
         } = first;
         let mut engine_audio = Some(audio);
         let mut caller_open = true;
-        // For the first-result latency: when this engine got its first frame.
-        let mut fed_since: Option<Instant> = None;
-        let mut reported = false;
         loop {
             tokio::select! {
                 frame = caller.recv(), if caller_open => match frame {
@@ -149,7 +146,6 @@ impl Relay {
                         if let Some(tx) = &engine_audio {
                             // A slow engine loses frames rather than stalling the call.
                             let _ = tx.try_send(frame);
-                            fed_since.get_or_insert_with(Instant::now);
                         }
                     }
                     None => {
@@ -164,12 +160,10 @@ impl Relay {
                         None if !caller_open => return,
                         None => ProviderError::retryable(self.name(), "the stream closed unexpectedly"),
                         Some(event) => {
-                            if !reported && matches!(event, SttEvent::Interim { .. } | SttEvent::Final { .. }) {
-                                reported = true;
-                                let since = fed_since.map(|t| t.elapsed()).unwrap_or_default();
-                                self.reporter.first_result(Stage::Stt, self.name(), since);
-                            }
                             if matches!(event, SttEvent::Final { .. }) {
+                                // Latency is the session's to measure: it
+                                // knows when the caller stopped speaking.
+                                self.reporter.used(Stage::Stt, self.name());
                                 while self.replay.len() > KEEP_AFTER_FINAL {
                                     self.replay.pop_front();
                                 }
@@ -186,13 +180,10 @@ impl Relay {
                         Ok((pos, stream)) => {
                             self.pos = pos;
                             engine_events = stream.events;
-                            reported = false;
-                            fed_since = None;
                             for frame in &self.replay {
                                 if stream.audio.send(frame.clone()).await.is_err() {
                                     break;
                                 }
-                                fed_since.get_or_insert_with(Instant::now);
                             }
                             engine_audio = caller_open.then_some(stream.audio);
                         }

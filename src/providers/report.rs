@@ -30,9 +30,12 @@ impl Stage {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReportKind {
-    /// Time to the engine's first result: first transcript event, first
-    /// audio frame, or the extraction.
+    /// Time to the engine's first result: first audio frame, or the
+    /// extraction.
     FirstResult(Duration),
+    /// The engine produced a result (a recogniser's final transcript); its
+    /// latency is measured by the session, from the end of speech.
+    Used,
     Error {
         message: String,
         retryable: bool,
@@ -236,6 +239,21 @@ impl Reporter {
     pub fn first_result(&self, stage: Stage, engine: &'static str, latency: Duration) {
         self.stats.succeeded(stage, engine, latency);
         self.send(stage, engine, ReportKind::FirstResult(latency));
+    }
+
+    /// A result without a latency of its own (see [`ReportKind::Used`]).
+    pub fn used(&self, stage: Stage, engine: &'static str) {
+        self.stats.with(stage, engine, |c| {
+            c.failures_in_row = 0;
+            c.down_until = None;
+        });
+        self.send(stage, engine, ReportKind::Used);
+    }
+
+    /// A latency the session measured for `engine` (end of speech → STT
+    /// final): counted in the histogram, not sent back to the call.
+    pub fn observed(&self, stage: Stage, engine: &'static str, latency: Duration) {
+        self.stats.succeeded(stage, engine, latency);
     }
 
     pub fn error(&self, stage: Stage, engine: &'static str, error: &ProviderError) {

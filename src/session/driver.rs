@@ -652,6 +652,10 @@ impl Driver<'_> {
     async fn on_report(&mut self, report: EngineReport) {
         let stage = report.stage;
         let (kind, detail) = match report.kind {
+            ReportKind::Used => {
+                self.last_engine[stage as usize] = Some(report.engine);
+                return;
+            }
             ReportKind::FirstResult(latency) => {
                 self.last_engine[stage as usize] = Some(report.engine);
                 self.engine_latency
@@ -691,6 +695,14 @@ impl Driver<'_> {
     async fn store_latencies(&mut self) {
         for figures in self.latency.take_done() {
             let row = self.latency_row(&figures);
+            if let (Some(engine), Some(stt)) = (self.last_engine[Stage::Stt as usize], figures.stt)
+            {
+                self.reporter.observed(Stage::Stt, engine, stt);
+                self.engine_latency
+                    .entry((Stage::Stt, engine))
+                    .or_default()
+                    .push(stt.as_millis() as u64);
+            }
             if let Err(e) = self.deps.store.record_turn_latency(&row).await {
                 tracing::warn!(call_id = self.call_id, error = %e, "could not record turn latency");
             }
