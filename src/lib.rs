@@ -125,21 +125,30 @@ pub async fn serve(
         intent = ?engines.extractor.names(),
         "engine chains"
     );
-    let outbox = outbox::Outbox::new(
-        store.clone(),
-        transport::twilio::rest::RestClient::from_config(&config.twilio),
-        outbox::OutboxConfig::from_config(&config),
-    );
-    let outbox_worker = tokio::spawn({
-        let (outbox, stop) = (outbox.clone(), stop.clone());
-        async move { outbox.run(stop).await }
+    // Texts are queued only when the operator asked for them (a sender
+    // number); missing credentials then keep them queued, not lost.
+    let outbox = config.twilio.from_number.is_some().then(|| {
+        outbox::Outbox::new(
+            store.clone(),
+            transport::twilio::rest::RestClient::from_config(&config.twilio),
+            outbox::OutboxConfig::from_config(&config),
+        )
+    });
+    if outbox.is_none() {
+        tracing::info!(
+            "text messages off (set twilio.from_number to text callers and the on-call number)"
+        );
+    }
+    let outbox_worker = outbox.clone().map(|outbox| {
+        let stop = stop.clone();
+        tokio::spawn(async move { outbox.run(stop).await })
     });
     let sessions = Sessions::new(Deps {
         config: Arc::new(config.clone()),
         store: store.clone(),
         engines,
         registry: Registry::new(config.call.max_concurrent),
-        outbox: Some(outbox),
+        outbox,
     });
     let registry = sessions.deps().registry.clone();
     let (sip, sip_status, dialer) = start_sip(&config, sessions.clone(), stop.clone()).await?;
@@ -183,7 +192,9 @@ pub async fn serve(
         let _ = sip.await;
     }
     let _ = sweeper.await;
-    let _ = outbox_worker.await;
+    if let Some(worker) = outbox_worker {
+        let _ = worker.await;
+    }
     store.close().await;
     served.context("HTTP server failed")?;
     tracing::info!("stopped");
