@@ -225,6 +225,11 @@ impl Call {
     /// all): stop the conversation, keep the task, and record what the caller
     /// says so a person can listen to it.
     fn take_voice_message(&mut self) {
+        // At the very start the greeting is cut: still say whom they reached.
+        let greeting_cut = self
+            .play
+            .current()
+            .is_some_and(|p| p.purpose == Purpose::Greeting);
         if let Some(f) = self.play.interrupt() {
             self.out.push_back(Output::StopSpeaking { utterance: f.id });
             self.agent_line(&f);
@@ -240,7 +245,16 @@ impl Call {
             extraction: self.dialogue.known().clone(),
         });
         self.out.push_back(Output::RecordMessage);
-        self.say(Purpose::Reply, prompts::VOICE_MESSAGE);
+        let text = if greeting_cut {
+            format!(
+                "Thanks for calling {}. {}",
+                self.config.business_name,
+                prompts::VOICE_MESSAGE
+            )
+        } else {
+            prompts::VOICE_MESSAGE.to_string()
+        };
+        self.say(Purpose::Reply, &text);
     }
 
     /// The caller is gone: record what was heard and said, then end.

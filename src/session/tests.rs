@@ -363,6 +363,13 @@ async fn with_no_speech_recognition_the_caller_leaves_a_voice_message() {
     let kinds: Vec<&str> = events.iter().map(|e| e.1.as_str()).collect();
     assert!(kinds.contains(&"engine_exhausted"), "{kinds:?}");
     assert!(kinds.contains(&"voice_message"), "{kinds:?}");
+    let transcript = store.transcript(outcome.call_id).await.unwrap();
+    assert!(
+        transcript.iter().any(|t| t.speaker == Speaker::Agent
+            && t.text.starts_with("Thanks for calling")
+            && t.text.contains("leave your name")),
+        "the cut greeting's business name is kept: {transcript:?}"
+    );
     let notes = store.task_events(&reference).await.unwrap();
     assert!(
         notes
