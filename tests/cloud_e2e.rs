@@ -401,6 +401,26 @@ async fn when_the_chat_server_stalls_mid_call_the_rules_answer_without_dead_air(
         Some("rules"),
         "{turns:?}"
     );
+    // The same story in /metrics.
+    let metrics = reqwest::get(format!("{}/metrics", h.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "switchboard_engine_fallbacks_total{stage=\"intent\",engine=\"chat\"} 1",
+        "switchboard_engine_errors_total{stage=\"intent\",engine=\"chat\"} 1",
+        "switchboard_engine_up{stage=\"intent\",engine=\"chat\"} 0",
+    ] {
+        assert!(metrics.contains(line), "no `{line}` in:\n{metrics}");
+    }
+    assert!(
+        metrics.contains(
+            "switchboard_engine_first_result_seconds_count{stage=\"tts\",engine=\"openai\"}"
+        ),
+        "{metrics}"
+    );
     assert_fakes_clean(&h);
 }
 
