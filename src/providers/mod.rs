@@ -4,6 +4,7 @@
 //! `if`s in the session.
 
 pub mod chain;
+pub mod http;
 pub mod intent;
 pub mod report;
 pub mod stt;

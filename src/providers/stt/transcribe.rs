@@ -24,7 +24,7 @@ use super::segmented::{BatchRecognizer, SegmentedStt, Transcript};
 use crate::audio::wav::encode_wav;
 use crate::audio::SAMPLE_RATE;
 use crate::config::{Secret, TranscribeConfig};
-use crate::providers::tts::http;
+use crate::providers::http;
 use crate::providers::{BoxFuture, ProviderError};
 
 const ENGINE: &str = "transcribe";

@@ -20,6 +20,7 @@ use crate::audio::g711::ulaw_decode;
 use crate::audio::resample::{Upsampler, NARROW_FRAME_SAMPLES};
 use crate::audio::Frame;
 use crate::config::{DeepgramConfig, Secret};
+use crate::providers::http;
 use crate::providers::stt::deepgram::api::{self, ENGINE};
 use crate::providers::{ProviderError, TtsProvider};
 
@@ -191,7 +192,7 @@ async fn speak_one(
             }
             Ok(None) => break,
             Ok(Some(Err(e))) => {
-                let e = api::redact(&e.without_url().to_string(), &parts.key);
+                let e = http::redact(&e.without_url().to_string(), Some(parts.key.expose()));
                 return Err(ProviderError::retryable(
                     ENGINE,
                     format!("audio cut off: {e}"),
@@ -248,7 +249,7 @@ async fn refusal(response: reqwest::Response, parts: &RequestParts) -> ProviderE
 
 fn request_error(e: reqwest::Error, key: &Secret) -> ProviderError {
     let builder = e.is_builder();
-    let text = api::redact(&e.without_url().to_string(), key);
+    let text = http::redact(&e.without_url().to_string(), Some(key.expose()));
     if builder {
         ProviderError::fatal(ENGINE, format!("request: {text}"))
     } else {

@@ -17,10 +17,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use url::Url;
 
-use super::http;
 use super::pcm::{stream_speech, PcmRate};
 use crate::audio::Frame;
 use crate::config::{ElevenLabsConfig, Secret};
+use crate::providers::http;
 use crate::providers::{ProviderError, TtsProvider};
 
 const ENGINE: &str = "elevenlabs";

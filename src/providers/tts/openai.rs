@@ -14,11 +14,11 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use url::Url;
 
-use super::http;
 use super::offline::split_sentences;
 use super::pcm::{stream_speech, PcmRate};
 use crate::audio::Frame;
 use crate::config::{OpenAiTtsConfig, Secret};
+use crate::providers::http;
 use crate::providers::{ProviderError, TtsProvider};
 
 const ENGINE: &str = "openai";

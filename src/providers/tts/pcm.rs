@@ -7,9 +7,9 @@
 
 use tokio::sync::mpsc;
 
-use super::http::BodyReader;
 use crate::audio::rational::Resampler24kTo16k;
 use crate::audio::{Frame, FRAME_SAMPLES};
+use crate::providers::http::BodyReader;
 use crate::providers::ProviderError;
 
 /// The sample rates a body may arrive at.

@@ -12,7 +12,7 @@ use super::twiml;
 
 // Sending SMS through the Messages resource.
 mod sms;
-pub use sms::{classify_failure, parse_retry_after, SmsAccepted, SmsFailure, SmsSender};
+pub use sms::{classify_failure, SmsAccepted, SmsFailure, SmsSender};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestError {

@@ -4,7 +4,7 @@
 //! the reason taken from the `dg-error` header or the JSON error body. The
 //! API key never appears in what this returns.
 
-use std::time::Duration;
+use crate::providers::http::{parse_retry_after, redact};
 
 use serde_json::Value;
 
@@ -35,12 +35,15 @@ pub fn status_error(
         .filter(|s| !s.trim().is_empty())
         .or_else(|| body_reason(body))
         .unwrap_or_else(|| "no reason given".into());
-    let message = redact(&format!("HTTP {status}: {}", clip(&reason)), key);
+    let message = redact(
+        &format!("HTTP {status}: {}", clip(&reason)),
+        Some(key.expose()),
+    );
     match status {
         401 | 403 => ProviderError::fatal(ENGINE, message),
         429 => {
             let err = ProviderError::retryable(ENGINE, message);
-            match retry_after.and_then(parse_retry_after) {
+            match retry_after.and_then(|v| parse_retry_after(v, chrono::Utc::now())) {
                 Some(wait) => err.with_retry_after(wait),
                 None => err,
             }
@@ -74,35 +77,12 @@ fn body_reason(body: &[u8]) -> Option<String> {
     })
 }
 
-/// `Retry-After` as delta-seconds or an HTTP date.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = at.signed_duration_since(chrono::Utc::now());
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
-}
-
 fn clip(s: &str) -> String {
     let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
     match one_line.char_indices().nth(MAX_REASON) {
         Some((at, _)) => format!("{}…", &one_line[..at]),
         None => one_line,
     }
-}
-
-/// Removes the key should a server echo it back.
-pub fn redact(text: &str, key: &Secret) -> String {
-    let k = key.expose();
-    if k.len() < 4 {
-        return text.to_string();
-    }
-    text.replace(k, "[redacted]")
 }
 
 #[cfg(test)]
@@ -128,7 +108,7 @@ mod tests {
     fn rate_limits_and_server_errors_are_retryable() {
         let e = status_error(429, Some("7"), None, b"", &key());
         assert!(e.retryable);
-        assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
+        assert_eq!(e.retry_after, Some(std::time::Duration::from_secs(7)));
         assert_eq!(e.message, "HTTP 429: no reason given");
         let e = status_error(503, None, Some("service overloaded"), b"x", &key());
         assert!(e.retryable);
@@ -154,18 +134,6 @@ mod tests {
         let e = status_error(401, None, None, body, &key());
         assert!(!e.message.contains("dg-secret-key"), "{}", e.message);
         assert!(e.message.contains("[redacted]"));
-    }
-
-    #[test]
-    fn retry_after_forms() {
-        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after("1.5"), Some(Duration::from_millis(1500)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon"), None);
-        assert_eq!(parse_retry_after("-4"), None);
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! recipient…), or keep it and fix the configuration (credentials, account,
 //! sender). Retrying and persistence belong to `crate::outbox`.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
+
+use crate::providers::http::parse_retry_after;
 
 use serde::Deserialize;
 
@@ -189,18 +191,6 @@ pub fn classify_failure(status: u16, retry_after: Option<Duration>, body: &str) 
     }
 }
 
-/// Reads `Retry-After`: delay-seconds or an HTTP date.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let at =
-        SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(at.timestamp_millis()).ok()?);
-    Some(at.duration_since(now).unwrap_or_default())
-}
-
 fn transport_failure(err: reqwest::Error) -> SmsFailure {
     // reqwest's text names the URL, which holds the account SID but no secret.
     let what = if err.is_timeout() {
@@ -246,7 +236,7 @@ impl RestClient {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
         let text = resp.text().await;
         if !status.is_success() {
             let text = text.map_err(transport_failure)?;
@@ -385,22 +375,5 @@ mod tests {
         let f = classify_failure(400, None, "not json");
         assert!(matches!(f, SmsFailure::Rejected { code: None, .. }));
         assert_eq!(f.error().message, "HTTP 400: not json");
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480); // 2015-10-21 07:28:00 UTC
-        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
-            Some(Duration::ZERO),
-            "a date in the past means now"
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
-        assert_eq!(parse_retry_after("-3", now), None);
     }
 }

@@ -148,9 +148,15 @@ async fn status_error(
     }
 }
 
-/// `Retry-After` as seconds (whole or decimal) or an HTTP date.
+/// The `Retry-After` header of a response; see [`parse_retry_after`].
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    parse_retry_after(headers.get(RETRY_AFTER)?.to_str().ok()?, chrono::Utc::now())
+}
+
+/// A `Retry-After` value, seconds (whole or decimal) or an HTTP date (taken
+/// against `now`), capped at an hour. Every provider client reads it here.
+pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
     let wait = if let Ok(secs) = value.parse::<f64>() {
         if !secs.is_finite() || secs < 0.0 {
             return None;
@@ -158,8 +164,9 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         Duration::from_secs_f64(secs.min(MAX_RETRY_AFTER.as_secs_f64()))
     } else {
         let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-        let left = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
-        left.to_std().unwrap_or(Duration::ZERO)
+        (at.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO)
     };
     Some(wait.min(MAX_RETRY_AFTER))
 }
@@ -349,6 +356,28 @@ mod tests {
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {
+        // Against a fixed now (the cases the Deepgram, chat and SMS clients
+        // each tested before they shared this parser).
+        use chrono::TimeZone;
+        let now = chrono::Utc
+            .with_ymd_and_hms(2015, 10, 21, 7, 27, 0)
+            .unwrap();
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("1.5", now),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:26:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-4", now), None);
         let mut h = HeaderMap::new();
         assert_eq!(retry_after(&h), None);
         h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
