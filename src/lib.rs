@@ -203,31 +203,25 @@ pub async fn serve(
 
 /// The embedded engines only: Whisper (when its model is there), flite, rules.
 pub fn offline_engines(config: &Config) -> Engines {
-    let (stt, tts, intent) = offline_parts(config);
     Engines::new(
-        vec![stt],
-        vec![tts],
-        vec![intent],
+        vec![offline_stt(config)],
+        vec![Arc::new(OfflineTts::new())],
+        vec![rules(config)],
         providers::report::EngineStats::new(),
     )
 }
-
-type Parts = (
-    Arc<dyn SttProvider>,
-    Arc<dyn providers::TtsProvider>,
-    Arc<dyn providers::IntentExtractor>,
-);
 
 /// The engine chains the configuration names, in its order.
 pub fn build_engines(config: &Config, stats: Arc<providers::report::EngineStats>) -> Engines {
     use config::{IntentEngine, SttEngine, TtsEngine};
     let e = &config.engines;
-    let (offline_stt, offline_tts, rules) = offline_parts(config);
+    // Whisper is loaded only when the chain names it (at most once: the
+    // configuration refuses repeats).
     let stt = e
         .stt
         .iter()
         .map(|engine| match engine {
-            SttEngine::Offline => offline_stt.clone(),
+            SttEngine::Offline => offline_stt(config),
             SttEngine::Transcribe => Arc::new(TranscribeStt::new(e.transcribe.clone(), e.timeout)),
             SttEngine::Deepgram => Arc::new(DeepgramStt::new(e.deepgram.clone(), e.timeout)),
         })
@@ -236,7 +230,7 @@ pub fn build_engines(config: &Config, stats: Arc<providers::report::EngineStats>
         .tts
         .iter()
         .map(|engine| match engine {
-            TtsEngine::Offline => offline_tts.clone(),
+            TtsEngine::Offline => Arc::new(OfflineTts::new()) as Arc<dyn providers::TtsProvider>,
             TtsEngine::ElevenLabs => Arc::new(ElevenLabsTts::new(e.elevenlabs.clone(), e.timeout)),
             TtsEngine::OpenAi => Arc::new(OpenAiTts::new(e.openai_tts.clone(), e.timeout)),
             TtsEngine::Deepgram => Arc::new(DeepgramTts::new(e.deepgram.clone(), e.timeout)),
@@ -246,13 +240,13 @@ pub fn build_engines(config: &Config, stats: Arc<providers::report::EngineStats>
         .intent
         .iter()
         .map(|engine| match engine {
-            IntentEngine::Rules => rules.clone(),
+            IntentEngine::Rules => rules(config),
             IntentEngine::Chat => {
                 match ChatExtractor::new(e.chat.clone(), config.business.clone()) {
                     Ok(chat) => Arc::new(chat) as Arc<dyn providers::IntentExtractor>,
                     Err(err) => {
                         tracing::error!(error = %err, "chat engine unavailable; the rules answer instead");
-                        rules.clone()
+                        rules(config)
                     }
                 }
             }
@@ -261,27 +255,27 @@ pub fn build_engines(config: &Config, stats: Arc<providers::report::EngineStats>
     Engines::new(stt, tts, intent, stats)
 }
 
-fn offline_parts(config: &Config) -> Parts {
-    let stt: Arc<dyn SttProvider> =
-        match WhisperEngine::load(&config.stt.whisper_model, config.stt.threads) {
-            Ok(engine) => Arc::new(OfflineStt::new(Arc::new(engine))),
-            Err(e) => {
-                let reason = format!(
-                    "speech model {} not loaded ({e}); run `switchboard models fetch`",
-                    config.stt.whisper_model.display()
-                );
-                tracing::error!("{reason}");
-                Arc::new(UnavailableStt { reason })
-            }
-        };
-    (
-        stt,
-        Arc::new(OfflineTts::new()),
-        Arc::new(RulesExtractor::new(
-            config.business.categories.clone(),
-            config.business.timezone,
-        )),
-    )
+/// Whisper, loaded from the configured model (a few hundred MB of work), or
+/// an engine that explains why it is missing.
+fn offline_stt(config: &Config) -> Arc<dyn SttProvider> {
+    match WhisperEngine::load(&config.stt.whisper_model, config.stt.threads) {
+        Ok(engine) => Arc::new(OfflineStt::new(Arc::new(engine))),
+        Err(e) => {
+            let reason = format!(
+                "speech model {} not loaded ({e}); run `switchboard models fetch`",
+                config.stt.whisper_model.display()
+            );
+            tracing::error!("{reason}");
+            Arc::new(UnavailableStt { reason })
+        }
+    }
+}
+
+fn rules(config: &Config) -> Arc<dyn providers::IntentExtractor> {
+    Arc::new(RulesExtractor::new(
+        config.business.categories.clone(),
+        config.business.timezone,
+    ))
 }
 
 /// Binds the SIP socket (when configured) and serves it until `stop`. Calls
