@@ -147,10 +147,16 @@ async fn an_engine_that_cannot_open_is_skipped_and_then_rested() {
     drop(audio);
     assert_eq!(collect_finals(&mut events).await, (vec![7], None));
     assert_eq!(drain(&mut reports).len(), 3, "error, fallback, used");
-    // The next call does not even try the resting engine.
-    let _stream = chain.open_for(reporter).unwrap();
-    let r = drain(&mut reports);
-    assert!(r.iter().all(|(_, e, _)| *e != "cloud"), "{r:?}");
+    // The next call does not even try the resting engine: no error, no
+    // fallback, and the transcript comes from the second engine alone.
+    let SttStream { audio, mut events } = chain.open_for(reporter).unwrap();
+    audio.send(frame(8)).await.unwrap();
+    drop(audio);
+    assert_eq!(collect_finals(&mut events).await, (vec![8], None));
+    assert_eq!(
+        drain(&mut reports),
+        [(Stage::Stt, "offline", ReportKind::Used)]
+    );
 }
 
 #[tokio::test]
