@@ -11,7 +11,7 @@
 //! output sample. Every 3 input samples give 2 output samples, in whatever
 //! sizes the input arrives. Delay: [`DELAY`] output samples (1.5 ms).
 
-use super::resample::{dot, kaiser, normalise, sinc, to_i16};
+use super::resample::{dot, lowpass, polyphase_pair, to_i16};
 
 /// Filter length at the 48 kHz intermediate rate (odd: integer delay).
 pub const TAPS: usize = 145;
@@ -53,17 +53,7 @@ impl Default for Resampler24kTo16k {
 
 impl Resampler24kTo16k {
     pub fn new() -> Self {
-        let h = design_lowpass();
-        let mut even = [0f32; PHASE_TAPS];
-        let mut odd = [0f32; PHASE_TAPS];
-        for j in 0..PHASE_TAPS {
-            even[PHASE_TAPS - 1 - j] = h.get(2 * j).copied().unwrap_or(0.0) as f32;
-            odd[PHASE_TAPS - 1 - j] = h.get(2 * j + 1).copied().unwrap_or(0.0) as f32;
-        }
-        // Each branch sees the input at its own rate: unit sum on both keeps
-        // DC gain 1 and leaves no ripple at the stuffing rate.
-        normalise(&mut even);
-        normalise(&mut odd);
+        let (even, odd) = polyphase_pair(&design_lowpass());
         Self {
             even,
             odd,
@@ -128,14 +118,7 @@ impl Resampler24kTo16k {
 
 /// The anti-alias low-pass at the 48 kHz intermediate rate.
 fn design_lowpass() -> [f64; TAPS] {
-    let mid = (TAPS - 1) as f64 / 2.0;
-    let fc = CUTOFF_HZ / DESIGN_RATE;
-    let mut h = [0f64; TAPS];
-    for (n, c) in h.iter_mut().enumerate() {
-        let x = n as f64 - mid;
-        *c = 2.0 * fc * sinc(2.0 * fc * x) * kaiser(x / mid, KAISER_BETA);
-    }
-    h
+    lowpass(CUTOFF_HZ / DESIGN_RATE, KAISER_BETA)
 }
 
 #[cfg(test)]

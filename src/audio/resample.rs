@@ -53,17 +53,7 @@ impl Default for Upsampler {
 
 impl Upsampler {
     pub fn new() -> Self {
-        let h = design_lowpass();
-        let mut even = [0f32; PHASE_TAPS];
-        let mut odd = [0f32; PHASE_TAPS];
-        for k in 0..PHASE_TAPS {
-            even[PHASE_TAPS - 1 - k] = h.get(2 * k).copied().unwrap_or(0.0) as f32;
-            odd[PHASE_TAPS - 1 - k] = h.get(2 * k + 1).copied().unwrap_or(0.0) as f32;
-        }
-        // Each branch sees every input sample once: unit sum keeps DC gain 1
-        // on both, so zero-stuffing leaves no ripple at 8 kHz.
-        normalise(&mut even);
-        normalise(&mut odd);
+        let (even, odd) = polyphase_pair(&design_lowpass());
         Self {
             even,
             odd,
@@ -202,14 +192,35 @@ pub(super) fn normalise(taps: &mut [f32]) {
 
 /// The shared streaming low-pass at 16 kHz.
 fn design_lowpass() -> [f64; TAPS] {
-    let mid = (TAPS - 1) as f64 / 2.0;
-    let fc = CUTOFF_HZ / 16_000.0;
-    let mut h = [0f64; TAPS];
+    lowpass(CUTOFF_HZ / 16_000.0, KAISER_BETA)
+}
+
+/// A Kaiser-windowed sinc low-pass of `N` taps; `fc` is the cutoff as a
+/// fraction of the sample rate it runs at.
+pub(super) fn lowpass<const N: usize>(fc: f64, beta: f64) -> [f64; N] {
+    let mid = (N - 1) as f64 / 2.0;
+    let mut h = [0f64; N];
     for (n, c) in h.iter_mut().enumerate() {
         let x = n as f64 - mid;
-        *c = 2.0 * fc * sinc(2.0 * fc * x) * kaiser(x / mid, KAISER_BETA);
+        *c = 2.0 * fc * sinc(2.0 * fc * x) * kaiser(x / mid, beta);
     }
     h
+}
+
+/// Splits `h` into the two branches of a 2× polyphase filter (even and odd
+/// taps), each reversed for a forward dot product and scaled to unit sum:
+/// each branch sees the input at its own rate, so both keep DC gain 1 and
+/// the zero-stuffing leaves no ripple.
+pub(super) fn polyphase_pair<const P: usize>(h: &[f64]) -> ([f32; P], [f32; P]) {
+    let mut even = [0f32; P];
+    let mut odd = [0f32; P];
+    for k in 0..P {
+        even[P - 1 - k] = h.get(2 * k).copied().unwrap_or(0.0) as f32;
+        odd[P - 1 - k] = h.get(2 * k + 1).copied().unwrap_or(0.0) as f32;
+    }
+    normalise(&mut even);
+    normalise(&mut odd);
+    (even, odd)
 }
 
 pub(super) fn sinc(x: f64) -> f64 {
